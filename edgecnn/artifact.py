@@ -62,6 +62,9 @@ class ArtifactMetadata:
     output: str = "logits"
     arch: Optional[str] = None
     dataset: Optional[str] = None
+    #: Seed of the data set's generation and train/val/test split, so later stages
+    #: draw calibration and test images from the same splits as training did.
+    data_seed: Optional[int] = None
     parent_sha256: Optional[str] = None
     edgecnn_version: str = __version__
     schema_version: int = SCHEMA_VERSION

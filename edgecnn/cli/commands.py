@@ -1,0 +1,212 @@
+"""The commands: each parses options, calls the Python API and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .app import emit_json, main, quiet_stdout
+from .options import (
+    arch_option,
+    calib_size_option,
+    data_option,
+    epochs_option,
+    formats_option,
+    img_size_option,
+    io_option,
+    json_option,
+    seed_option,
+)
+
+existing_file = click.Path(dir_okay=False, path_type=Path)
+
+
+@main.command()
+def models():
+    """List the registered architectures."""
+    from ..nets import get_recipe, list_models
+
+    for name in list_models():
+        recipe = get_recipe(name)
+        shape = "x".join(map(str, recipe.default_input_shape))
+        click.echo(f"{name:16s} {shape:>10s}  {recipe.description}")
+
+
+@main.command()
+@data_option
+@arch_option
+@img_size_option
+@epochs_option
+@click.option("--width", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Channel width multiplier.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", "learning_rate", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
+@seed_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
+@json_option
+def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, out, as_json):
+    """Train a model; writes model.keras, model.json, labels.txt and train.json."""
+    from ..data import load_dataset
+    from ..train import TrainConfig, fit
+
+    data = data or "digits"
+    out = out or Path("runs") / Path(data).name
+    config = TrainConfig(arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    with quiet_stdout(as_json):
+        dataset = load_dataset(data, image_size=img_size, seed=seed)
+        result = fit(dataset, config, out)
+    summary = {
+        "model": str(result.model_path),
+        "params": result.params,
+        "train_accuracy": result.train_accuracy,
+        "val_accuracy": result.val_accuracy,
+        "val_accuracy_training_mode": result.val_accuracy_training_mode,
+        "seconds": round(result.seconds, 2),
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(
+            f"wrote {result.model_path} ({result.params:,} parameters); validation accuracy "
+            f"{result.val_accuracy:.2%} (inference mode), {result.val_accuracy_training_mode:.2%} (training mode)"
+        )
+
+
+@main.command()
+@click.argument("model", type=existing_file)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Folded model [default: folded.keras beside MODEL].")
+@data_option
+def fold(model, output, data):
+    """Fold BatchNorm layers into the preceding convolutions and verify the result."""
+    from ..artifact import write_sidecar
+    from ..export import ExportOptions, load_keras_model
+    from ..export.pipeline import calibration_for
+    from ..fileio import sha256_file
+    from ..fold import fold_file
+
+    output = output or model.with_name("folded.keras")
+    if output.suffix != ".keras":
+        raise click.BadParameter(f"{output} must end in .keras", param_hint="--output")
+    _, meta = load_keras_model(model)
+    samples = calibration_for(meta, ExportOptions(calib_size=64, data=data))
+    result = fold_file(model, output, meta.normalization.apply(samples.images))
+    write_sidecar(output, meta.replace(parent_sha256=sha256_file(model)))
+    for linear, bn in result.folded:
+        click.echo(f"folded {bn} into {linear}")
+    for bn, reason in result.kept:
+        click.echo(f"kept {bn}: {reason}")
+    click.echo(
+        f"wrote {output}: {len(result.folded)} BatchNorm layers folded, parameters {result.params_before:,} -> "
+        f"{result.params_after:,}, max relative difference {result.relative_error:.2e}"
+    )
+
+
+@main.command()
+@click.argument("model", type=existing_file)
+@click.option("--int8", is_flag=True, help="Also write a full-integer int8 model.")
+@formats_option()
+@io_option
+@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None, help="Calibration images: a folder or a uint8 .npy/.npz.")
+@calib_size_option
+@data_option
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder].")
+@json_option
+def export(model, int8, formats, io, calib_path, calib_size, data, out, as_json):
+    """Export MODEL (.keras) to device formats, folding BatchNorm first."""
+    from ..export import ExportOptions, export_model
+
+    options = ExportOptions(formats=formats, int8=int8, io=io, calib_size=calib_size, calib_path=calib_path, data=data)
+    with quiet_stdout(as_json):
+        result = export_model(model, out, options)
+    artifacts = [
+        {"path": str(a.path), "format": a.metadata.format, "precision": a.metadata.precision, "size_bytes": a.path.stat().st_size}
+        for a in result.artifacts
+    ]
+    if as_json:
+        emit_json({"folded": str(result.folded_path) if result.folded_path else None, "artifacts": artifacts})
+        return
+    if result.folded_path:
+        click.echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
+    for a in artifacts:
+        click.echo(f"wrote {a['path']} ({a['format']} {a['precision']}, {a['size_bytes']:,} bytes)")
+
+
+@main.command()
+@click.argument("artifact", type=existing_file)
+@data_option
+@click.option("--reference", type=existing_file, default=None, help="Model to compare with (agreement, accuracy drop).")
+@click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed accuracy drop in points.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
+@json_option
+def validate(artifact, data, reference, max_drop, threads, as_json):
+    """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop."""
+    from ..data import dataset_for
+    from ..evaluate import load_predictor, validate as run_validation
+
+    with quiet_stdout(as_json):
+        predictor = load_predictor(artifact, num_threads=threads)
+        dataset = dataset_for(predictor.metadata, data)
+        result = run_validation(predictor, dataset.test.images, dataset.test.labels, reference=reference, max_drop=max_drop)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        line = f"{result.name}: accuracy {result.accuracy:.2%} on {result.samples} test images ({result.backend})"
+        if result.agreement is not None:
+            line += f"; agreement {result.agreement:.2%}, drop {result.accuracy_drop:+.2f} points vs {Path(result.reference).name}"
+        click.echo(line)
+    if not result.passed:
+        click.echo(f"Error: accuracy dropped {result.accuracy_drop:.2f} points, more than --max-drop {max_drop}", err=True)
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("model", type=existing_file)
+@click.argument("images", nargs=-1, required=True, type=existing_file)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@json_option
+def predict(model, images, top_k, threads, as_json):
+    """Classify IMAGES with a .tflite MODEL, using only the runtime."""
+    from .. import runtime
+
+    loaded = runtime.load(model, num_threads=threads)
+    results = {str(path): loaded.classify(path, top_k=top_k) for path in images}
+    if as_json:
+        emit_json({"model": str(model), "backend": loaded.backend, "predictions": {p: [{"label": l, "score": s} for l, s in r] for p, r in results.items()}})
+        return
+    for path, top in results.items():
+        click.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in top))
+
+
+@main.command()
+@data_option
+@arch_option
+@img_size_option
+@epochs_option
+@formats_option()
+@io_option
+@calib_size_option
+@click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed int8 accuracy drop in points.")
+@seed_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
+@json_option
+def run(data, arch, img_size, epochs, formats, io, calib_size, max_drop, seed, out, as_json):
+    """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
+    from ..evaluate.report import text_table
+    from ..pipeline import RunConfig, run as run_pipeline
+
+    config = RunConfig(
+        data=data or "digits", arch=arch, img_size=img_size, epochs=epochs, out=out, seed=seed,
+        formats=formats, io=io, calib_size=calib_size, max_drop=max_drop,
+    )
+    with quiet_stdout(as_json):
+        report = run_pipeline(config)
+    failed = [a["name"] for a in report["artifacts"] if not a["passed"]]
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(text_table(report["artifacts"]))
+        click.echo(f"\nreport: {config.out_dir / 'report.md'} ({report['seconds']:.0f} s)")
+    if failed:
+        click.echo(f"Error: {', '.join(failed)} dropped more than {max_drop} points of accuracy", err=True)
+        raise SystemExit(1)

@@ -1,0 +1,53 @@
+"""Turn any artifact into a function from uint8 pixels to logits.
+
+Device formats go through :mod:`edgecnn.runtime` (no TensorFlow); a .keras file needs
+the training toolchain, which is imported only when one is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..artifact import ArtifactMetadata
+from ..errors import ModelFileError
+
+
+@dataclass(frozen=True)
+class Predictor:
+    path: Path
+    metadata: ArtifactMetadata
+    backend: str
+    predict: Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, C) -> float32 logits (N, classes)
+
+
+def _keras_predictor(path: Path, batch_size: int = 256) -> Predictor:
+    from ..export.pipeline import load_keras_model
+    from ..tf import tensorflow
+
+    model, meta = load_keras_model(path)
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        x = meta.normalization.apply(pixels)
+        return np.concatenate([model.predict_on_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    return Predictor(path, meta, f"tensorflow {tensorflow().__version__}", predict)
+
+
+def _runtime_predictor(path: Path, num_threads: int | None) -> Predictor:
+    from .. import runtime
+
+    model = runtime.load(path, num_threads=num_threads)
+    return Predictor(path, model.metadata, model.backend, model.predict)
+
+
+def load_predictor(path: str | Path, num_threads: int | None = None) -> Predictor:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist; give a .keras, .tflite or .onnx file written by edgecnn")
+    if path.suffix in (".keras", ".h5"):
+        return _keras_predictor(path)
+    return _runtime_predictor(path, num_threads)

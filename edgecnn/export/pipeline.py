@@ -1,0 +1,125 @@
+"""Export a trained Keras model: fold BatchNorm if needed, calibrate, write each format."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..artifact import ArtifactMetadata, read_sidecar, write_sidecar
+from ..errors import ConfigError, ModelFileError
+from ..fileio import atomic_path, sha256_file, write_json
+from .options import ExportOptions
+
+#: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
+FORMATS = {"tflite": "edgecnn.export.tflite"}
+
+#: Samples used to prove a fold exact.
+FOLD_CHECK_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    metadata: ArtifactMetadata
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    artifacts: tuple[Artifact, ...]
+    folded_path: Path | None
+    folded_layers: int
+    fold_relative_error: float | None
+    calibration_source: str
+    calibration_size: int
+
+
+def load_keras_model(path: str | Path):
+    """Load a .keras file with its edgecnn metadata, with one-line errors for bad files."""
+    from ..tf import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist; give the model.keras written by `edgecnn train`")
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelFileError(f"{path} is not a Keras model file (.keras); give the model.keras written by `edgecnn train`")
+    meta = read_sidecar(path)
+    if meta is None:
+        raise ModelFileError(f"{path} has no metadata file {path.with_suffix('.json').name} beside it; train it with `edgecnn train`")
+    try:
+        model = keras().models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a foreign or truncated file
+        raise ModelFileError(f"cannot load {path} as a Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    return model, meta
+
+
+def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
+    from ..data import dataset_for
+    from ..quantize import from_dataset, from_path
+
+    if options.calib_path:
+        return from_path(options.calib_path, meta.input_shape, size=options.calib_size)
+    if not (options.data or meta.dataset):
+        raise ConfigError("the model's metadata names no data set; pass --calib PATH or --data NAME for calibration")
+    return from_dataset(dataset_for(meta, options.data), options.calib_size, seed=meta.data_seed or 0)
+
+
+def _exporter(name: str):
+    if name not in FORMATS:
+        raise ConfigError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[name])
+
+
+def export_model(model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()) -> ExportResult:
+    from ..fold import count_batchnorm_after_linear, fold_model
+    from ..tf import keras
+
+    exporters = [_exporter(name) for name in options.formats]
+    model_path = Path(model_path)
+    out = Path(out_dir) if out_dir else model_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta = load_keras_model(model_path)
+    calibration = calibration_for(meta, options)
+    started = time.perf_counter()
+
+    parent, folded_path, folded, fold_error = model_path, None, 0, None
+    if count_batchnorm_after_linear(model):
+        fold = fold_model(model, meta.normalization.apply(calibration.images[:FOLD_CHECK_SAMPLES]))
+        model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
+        folded_path = out / "folded.keras"
+        with atomic_path(folded_path, suffix=".keras") as tmp:
+            model.save(tmp)
+        write_sidecar(folded_path, meta.replace(parent_sha256=sha256_file(model_path)))
+        parent = folded_path
+    keras()  # the exporters below need TensorFlow loaded with Keras 2
+
+    meta = meta.replace(parent_sha256=sha256_file(parent), edgecnn_version=__version__)
+    artifacts = []
+    for exporter in exporters:
+        artifacts += [Artifact(path, m) for path, m in exporter.export(model, meta, calibration, options, out)]
+
+    result = ExportResult(tuple(artifacts), folded_path, folded, fold_error, calibration.source, len(calibration))
+    write_json(
+        out / "export.json",
+        {
+            "edgecnn_version": __version__,
+            "source": str(model_path),
+            "folded": str(folded_path) if folded_path else None,
+            "folded_layers": folded,
+            "fold_relative_error": fold_error,
+            "calibration": {"source": calibration.source, "size": len(calibration)},
+            "options": {"formats": list(options.formats), "int8": options.int8, "io": options.io},
+            "seconds": round(time.perf_counter() - started, 2),
+            "artifacts": [
+                {"path": a.name, "format": a.metadata.format, "precision": a.metadata.precision, "size_bytes": a.path.stat().st_size}
+                for a in artifacts
+            ],
+        },
+    )
+    return result

@@ -1,0 +1,82 @@
+"""TFLite export: float32 and full-integer int8, with metadata embedded in the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, write_sidecar
+from ..fileio import write_bytes
+from .tflite_metadata import embed_metadata
+
+SUFFIX = ".tflite"
+
+
+def _converter(model, input_shape):
+    from ..tf import tensorflow
+
+    tf = tensorflow()
+    # A static batch of one: what devices run, and what the Edge TPU compiler requires.
+    spec = tf.TensorSpec((1, *input_shape), tf.float32, name="image")
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    return tf, tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+
+
+def convert_float(model, input_shape) -> bytes:
+    _, converter = _converter(model, input_shape)
+    return converter.convert()
+
+
+def convert_int8(model, input_shape, calibration, normalization, io: str = "uint8") -> bytes:
+    """Full-integer quantization: int8 kernels only, per-channel weights, `io`-typed input and output."""
+    tf, converter = _converter(model, input_shape)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([batch] for batch in calibration.batches(normalization))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    return converter.convert()
+
+
+def _io_quantization(data: bytes):
+    from ..runtime.tflite_file import read_tflite
+
+    graph = read_tflite(data).subgraphs[0]
+
+    def describe(index):
+        tensor = graph.tensors[index]
+        if tensor.dtype in ("int8", "uint8") and tensor.quant_scale:
+            return tensor.dtype, Quantization(tensor.dtype, float(tensor.quant_scale[0]), int(tensor.quant_zero_point[0]))
+        return tensor.dtype, None
+
+    return describe(graph.inputs[0]), describe(graph.outputs[0])
+
+
+def write(data: bytes, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
+    """Embed the metadata (with the file's own I/O quantization) and write model + sidecar atomically."""
+    (in_dtype, in_q), (out_dtype, out_q) = _io_quantization(data)
+    meta = meta.replace(
+        format="tflite",
+        input_dtype=in_dtype,
+        output_dtype=out_dtype,
+        input_quantization=in_q,
+        output_quantization=out_q,
+    )
+    write_bytes(path, embed_metadata(data, METADATA_KEY, meta.to_json().encode()))
+    write_sidecar(path, meta)
+    return meta
+
+
+def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -> list[tuple[Path, ArtifactMetadata]]:
+    written = []
+    shape = meta.input_shape
+    path = out_dir / f"model_fp32{SUFFIX}"
+    written.append((path, write(convert_float(model, shape), path, meta.replace(precision="float32"))))
+    if options.int8:
+        data = convert_int8(model, shape, calibration, meta.normalization, options.io)
+        path = out_dir / f"model_int8{SUFFIX}"
+        written.append((path, write(data, path, meta.replace(precision="int8"))))
+    return written
+
+

@@ -1,0 +1,80 @@
+"""`edgecnn run`: train -> fold -> export -> validate every artifact -> report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: str = "digits"
+    arch: str = "xception-nano"
+    img_size: Optional[int] = None
+    epochs: int = 20
+    out: Optional[Path] = None
+    seed: int = 0
+    formats: tuple[str, ...] = ("tflite",)
+    io: str = "uint8"
+    calib_size: int = 300
+    #: Largest accuracy drop (points) any artifact may show against the Keras model.
+    max_drop: float = 1.0
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / Path(self.data).name
+
+
+def run(config: RunConfig = RunConfig()) -> dict:
+    """Run the whole pipeline and return the report (also written as report.json / report.md)."""
+    from .data import load_dataset
+    from .evaluate import load_predictor, top1, validate
+    from .evaluate.report import write_report
+    from .export import ExportOptions, export_model
+    from .train import TrainConfig, fit
+
+    if config.img_size is not None and config.img_size < 8:
+        raise ConfigError(f"--img-size must be at least 8, got {config.img_size}")
+    export_options = ExportOptions(formats=config.formats, int8=True, io=config.io, calib_size=config.calib_size)
+    started = time.perf_counter()
+    out = config.out_dir
+    dataset = load_dataset(config.data, image_size=config.img_size, seed=config.seed)
+    trained = fit(dataset, TrainConfig(arch=config.arch, epochs=config.epochs, seed=config.seed), out)
+    exported = export_model(trained.model_path, out, export_options)
+
+    images, labels = dataset.test.images, dataset.test.labels
+    reference = load_predictor(trained.model_path)
+    ref_top1 = top1(reference.predict(images))
+    paths = [trained.model_path] + ([exported.folded_path] if exported.folded_path else [])
+    paths += [a.path for a in exported.artifacts]
+    validations = [
+        validate(path, images, labels, reference=trained.model_path, reference_predictions=ref_top1, max_drop=config.max_drop)
+        for path in paths
+    ]
+    report = {
+        "dataset": dataset.name,
+        "arch": config.arch,
+        "input_shape": list(dataset.input_shape),
+        "num_classes": dataset.num_classes,
+        "artifacts": [v.to_dict() for v in validations],
+        "train": {
+            "epochs": config.epochs,
+            "seconds": round(trained.seconds, 2),
+            "params": trained.params,
+            "val_accuracy": trained.val_accuracy,
+            "val_accuracy_training_mode": trained.val_accuracy_training_mode,
+        },
+        "fold": {"layers_folded": exported.folded_layers, "relative_error": exported.fold_relative_error},
+        "calibration": {"source": exported.calibration_source, "size": exported.calibration_size},
+        "seed": config.seed,
+        "out_dir": str(out),
+        "seconds": round(time.perf_counter() - started, 2),
+        "edgecnn_version": __version__,
+    }
+    write_report(out, report)
+    return report

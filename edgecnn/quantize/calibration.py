@@ -1,0 +1,87 @@
+"""Calibration sets: the images that set activation ranges for int8.
+
+Drawn stratified by class from the training split (never the test split), or read
+from a folder of images or a .npy/.npz array the user points at. The same set feeds
+every format's quantizer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+#: Fewer samples than this give noisy activation ranges.
+MIN_RECOMMENDED = 100
+
+
+class CalibrationWarning(UserWarning):
+    pass
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    images: np.ndarray  # uint8 (N, H, W, C), raw pixels
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, normalization):
+        """Yield normalised float32 batches of one sample, as converters want them."""
+        for image in self.images:
+            yield normalization.apply(image[None])
+
+
+def _checked(images: np.ndarray, source: str, input_shape) -> CalibrationSet:
+    if images.ndim == 3 and input_shape[2] == 1:
+        images = images[..., None]
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
+        raise DataError(
+            f"calibration images from {source} have shape {tuple(images.shape[1:])}, the model expects {tuple(input_shape)}"
+        )
+    if len(images) == 0:
+        raise DataError(f"the calibration set from {source} is empty; give at least {MIN_RECOMMENDED} images")
+    if len(images) < MIN_RECOMMENDED:
+        warnings.warn(
+            f"only {len(images)} calibration samples from {source}; int8 ranges may be noisy (use {MIN_RECOMMENDED}+)",
+            CalibrationWarning,
+            stacklevel=3,
+        )
+    return CalibrationSet(np.ascontiguousarray(images, dtype=np.uint8), source)
+
+
+def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
+    """A class-stratified sample of `size` images from the training split."""
+    from ..data import stratified_sample
+
+    if size < 1:
+        raise DataError(f"--calib-size must be at least 1, got {size}")
+    idx = stratified_sample(dataset.train.labels, size, seed)
+    return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape)
+
+
+def from_path(path: str | Path, input_shape, size: int | None = None, seed: int = 0) -> CalibrationSet:
+    """Images from a folder (flat or in class subfolders) or a uint8 .npy/.npz array (N, H, W, C)."""
+    from ..data import load_images
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"calibration path {path} does not exist; give a folder of images or a .npy/.npz file")
+    if path.suffix in (".npy", ".npz"):
+        try:
+            loaded = np.load(path)
+            images = loaded[loaded.files[0]] if path.suffix == ".npz" else loaded
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read calibration array {path}: {exc}") from None
+        if images.dtype != np.uint8:
+            raise DataError(f"calibration array {path} has dtype {images.dtype}; save raw uint8 pixels (0..255)")
+    else:
+        images = load_images(path, image_size=tuple(input_shape[:2]), channels=input_shape[2])
+    if size is not None and len(images) > size:
+        images = images[np.random.default_rng(seed).permutation(len(images))[:size]]
+    return _checked(images, str(path), input_shape)

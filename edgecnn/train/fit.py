@@ -1,0 +1,187 @@
+"""Train a registered architecture on a data set, then fix its BatchNorm statistics."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..artifact import ArtifactMetadata, write_sidecar
+from ..errors import ConfigError, VerificationError
+from ..fileio import atomic_path, write_bytes, write_json
+from .bn_stats import accuracy, reestimate_bn_statistics
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "xception-nano"
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    width: float = 1.0
+    seed: int = 0
+    #: Random translation by up to this share of the image size (0 disables augmentation).
+    shift: float = 0.1
+    #: Training images used to re-estimate BN statistics.
+    bn_samples: int = 4096
+    #: Largest tolerated gap between training-mode and inference-mode validation accuracy.
+    max_bn_gap: float = 0.05
+    verbose: int | None = None
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "width": self.width > 0,
+            "shift": 0 <= self.shift < 0.5,
+            "bn_samples": self.bn_samples >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid training option {name}={getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_path: Path
+    metadata: ArtifactMetadata
+    train_accuracy: float
+    val_accuracy_training_mode: float
+    val_accuracy: float
+    params: int
+    seconds: float
+    history: dict = field(default_factory=dict)
+    model: object = field(default=None, compare=False, repr=False)
+
+
+def _augmenter(tf, shape, shift: float, seed: int):
+    height, width = shape[0], shape[1]
+    pad_h, pad_w = int(round(height * shift)), int(round(width * shift))
+
+    def augment(x, y):
+        # Pad with zeros and crop back: a random translation of up to `shift`.
+        x = tf.image.pad_to_bounding_box(x, pad_h, pad_w, height + 2 * pad_h, width + 2 * pad_w)
+        x = tf.image.random_crop(x, (tf.shape(x)[0], height, width, shape[2]), seed=seed)
+        return x, y
+
+    return augment
+
+
+def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None) -> TrainResult:
+    """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
+
+    Writes ``model.keras``, ``model.json`` (artifact metadata), ``labels.txt`` and
+    ``train.json`` to `out_dir` when given.
+    """
+    from ..nets import create_model
+    from ..tf import keras, tensorflow
+
+    tf, k = tensorflow(), keras()
+    k.utils.set_random_seed(config.seed)
+    shape = tuple(input_shape or dataset.input_shape)
+    if shape != tuple(dataset.input_shape):
+        raise ConfigError(f"input shape {shape} does not match the data set's images {dataset.input_shape}")
+    model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
+
+    x_train = dataset.normalization.apply(dataset.train.images)
+    x_val = dataset.normalization.apply(dataset.val.images)
+    y_train, y_val = dataset.train.labels, dataset.val.labels
+
+    steps = int(np.ceil(len(x_train) / config.batch_size)) * config.epochs
+    schedule = k.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.01)
+    model.compile(
+        optimizer=k.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
+    train_ds = train_ds.batch(config.batch_size)
+    if config.shift:
+        train_ds = train_ds.map(_augmenter(tf, shape, config.shift, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
+
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    started = time.perf_counter()
+    history = model.fit(
+        train_ds, validation_data=(x_val, y_val), epochs=config.epochs, verbose=verbose
+    ).history
+
+    # Measure the mode gap before and after fixing the statistics, so a report can show both.
+    val_train_mode = accuracy(model, x_val, y_val, training=True, batch_size=config.batch_size)
+    val_lagged = accuracy(model, x_val, y_val, training=False)
+    rng = np.random.default_rng(config.seed)
+    bn_idx = rng.permutation(len(x_train))[: config.bn_samples]
+    reestimate_bn_statistics(model, x_train[bn_idx])
+    val_inference = accuracy(model, x_val, y_val, training=False)
+    train_inference = accuracy(model, x_train, y_train, training=False)
+    seconds = time.perf_counter() - started
+    if val_inference < val_train_mode - config.max_bn_gap:
+        raise VerificationError(
+            f"inference-mode validation accuracy {val_inference:.1%} is far below training-mode {val_train_mode:.1%} "
+            "even after re-estimating BatchNorm statistics; train longer or lower the learning rate"
+        )
+
+    meta = ArtifactMetadata(
+        format="keras",
+        precision="float32",
+        labels=dataset.labels,
+        input_shape=shape,
+        normalization=dataset.normalization,
+        arch=config.arch,
+        dataset=dataset.name,
+        data_seed=dataset.seed,
+    )
+    result = TrainResult(
+        model_path=Path(out_dir) / "model.keras" if out_dir else Path(),
+        metadata=meta,
+        train_accuracy=train_inference,
+        val_accuracy_training_mode=val_train_mode,
+        val_accuracy=val_inference,
+        params=int(model.count_params()),
+        seconds=seconds,
+        history={key: [float(v) for v in values] for key, values in history.items()},
+        model=model,
+    )
+    if out_dir:
+        _save(model, result, config, dataset, val_lagged, Path(out_dir))
+    return result
+
+
+def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(result.model_path, suffix=".keras") as tmp:
+        model.save(tmp)
+    write_sidecar(result.model_path, result.metadata)
+    write_bytes(out / "labels.txt", ("\n".join(dataset.labels) + "\n").encode())
+    write_json(
+        out / "train.json",
+        {
+            "edgecnn_version": __version__,
+            "config": asdict(config),
+            "dataset": {
+                "name": dataset.name,
+                "input_shape": list(dataset.input_shape),
+                "num_classes": dataset.num_classes,
+                "train": len(dataset.train),
+                "val": len(dataset.val),
+                "test": len(dataset.test),
+                "skipped": len(dataset.skipped),
+            },
+            "params": result.params,
+            "seconds": round(result.seconds, 2),
+            "accuracy": {
+                "train_inference_mode": result.train_accuracy,
+                "val_training_mode": result.val_accuracy_training_mode,
+                "val_inference_mode_before_bn_reestimation": val_lagged,
+                "val_inference_mode": result.val_accuracy,
+            },
+            "history": result.history,
+        },
+    )

@@ -1,0 +1,1 @@
+"""Architecture recipes of the registered model family (installed as ``edgecnn.recipes``)."""
