@@ -1,0 +1,142 @@
+"""Images in class subfolders (``data/cat/*.jpg``, ``data/dog/*.png``), like Keras'
+``image_dataset_from_directory``: class names are the sorted subfolder names.
+
+Images are stretched to the target size (no cropping), EXIF rotation is applied, and
+GIFs contribute their first frame. Files that cannot be decoded are skipped and
+reported, so one corrupt download does not stop a training run.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from ._image import (
+    IMAGE_EXTENSIONS,
+    check_channels,
+    check_fractions,
+    check_image_size,
+    check_seed,
+    find_images,
+    read_image,
+    summarize_reason,
+)
+from .dataset import Dataset, build_dataset
+
+DEFAULT_SIZE = (96, 96)
+DEFAULT_CHANNELS = 3
+_EXPECTED = "expected class subfolders like {p}/cat/*.jpg and {p}/dog/*.jpg"
+
+
+def _check_folder(path: Path, source) -> None:
+    if not path.exists():
+        raise DataError(f"data folder {str(source)!r} does not exist; " + _EXPECTED.format(p=source))
+    if not path.is_dir():
+        raise DataError(f"{str(source)!r} is not a folder; " + _EXPECTED.format(p=source))
+
+
+def _read_all(files, size, channels):
+    """Decode `files`; returns (index of each good file, stacked images, skipped list)."""
+    good, arrays, skipped = [], [], []
+    for i, f in enumerate(files):
+        try:
+            arrays.append(read_image(f, size, channels))
+            good.append(i)
+        except Exception as exc:  # Pillow raises many types on corrupt data; any of them means "skip".
+            skipped.append((str(f), summarize_reason(exc)))
+    images = np.stack(arrays) if arrays else np.zeros((0, *size, channels), np.uint8)
+    return good, images, skipped
+
+
+def _report_skipped(skipped, where) -> None:
+    if skipped:
+        first_file, first_reason = skipped[0]
+        msg = f"skipped {len(skipped)} unreadable image file(s) in {where} (first: {first_file}: {first_reason})"
+        warnings.warn(msg, stacklevel=3)
+
+
+def folder_arrays(source, image_size=None, channels=None):
+    """Read a class-subfolder tree: ``(class_names, images, labels, skipped)``."""
+    size = check_image_size(image_size, DEFAULT_SIZE)
+    channels = check_channels(channels, DEFAULT_CHANNELS)
+    root = Path(source)
+    _check_folder(root, source)
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        found = f"found {len(classes)} ({classes[0]!r})" if classes else "found none"
+        raise DataError(
+            f"data folder {str(source)!r} needs at least two class subfolders, {found}; " + _EXPECTED.format(p=source)
+        )
+
+    files, file_labels = [], []
+    for label, name in enumerate(classes):
+        found = find_images(root / name)
+        files.extend(found)
+        file_labels.extend([label] * len(found))
+
+    good, images, skipped = _read_all(files, size, channels)
+    if not good:
+        what = f"{len(skipped)} image file(s), none readable" if skipped else "no image files"
+        raise DataError(
+            f"data folder {str(source)!r} has {what}; "
+            f"expected {', '.join(IMAGE_EXTENSIONS)} files in class subfolders like {source}/cat/*.jpg"
+        )
+    _report_skipped(skipped, repr(os.fspath(source)))
+    labels = np.asarray(file_labels, dtype=np.int64)[good]
+    empty = [name for i, name in enumerate(classes) if not np.any(labels == i)]
+    if empty:
+        msg = f"class subfolder(s) with no readable image in {source!s}: {', '.join(empty)}"
+        warnings.warn(msg, stacklevel=3)
+    return tuple(classes), images, labels, tuple(skipped)
+
+
+def load_folder(
+    source,
+    image_size=None,
+    channels=None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Dataset:
+    """A data set from class subfolders (default 96x96x3), split stratified by `seed`."""
+    seed = check_seed(seed)
+    val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
+    classes, images, labels, skipped = folder_arrays(source, image_size, channels)
+    return build_dataset(
+        os.fspath(source), classes, images, labels,
+        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, skipped=skipped,
+    )
+
+
+def load_images(paths_or_folder, image_size=DEFAULT_SIZE, channels: int = DEFAULT_CHANNELS) -> np.ndarray:
+    """Read images for a calibration or evaluation set as uint8 ``(N, H, W, C)``.
+
+    Accepts a folder (flat or with class subfolders, read recursively), one image file,
+    or a list of image files. Unreadable files are skipped with a warning.
+    """
+    size = check_image_size(image_size, DEFAULT_SIZE)
+    channels = check_channels(channels, DEFAULT_CHANNELS)
+    if isinstance(paths_or_folder, (str, os.PathLike)):
+        path = Path(paths_or_folder)
+        if not path.exists():
+            raise DataError(f"image path {str(paths_or_folder)!r} does not exist; pass a folder of images or an image file")
+        files = find_images(path) if path.is_dir() else [path]
+        where = repr(os.fspath(paths_or_folder))
+    else:
+        files = [Path(p) for p in paths_or_folder]
+        where = "the given list"
+    if not files:
+        raise DataError(f"no image files in {where}; expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
+    _, images, skipped = _read_all(files, size, channels)
+    if not len(images):
+        raise DataError(
+            f"none of the {len(files)} image file(s) in {where} could be read "
+            f"(first: {skipped[0][0]}: {skipped[0][1]}); check that they are valid images"
+        )
+    _report_skipped(skipped, where)
+    return images

@@ -1,0 +1,100 @@
+"""``load_dataset``: one entry point for the built-in data sets and image folders."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+from ..errors import DataError
+from ._image import check_channels, check_fractions, check_image_size, check_seed
+from .dataset import Dataset
+
+_BUILTIN = {
+    "digits": "8x8 handwritten digits from scikit-learn, upscaled (1,797 images, 10 classes, default 32x32x1)",
+    "shapes": "synthetic coloured shapes generated from the seed (6 classes, default 64x64x3)",
+}
+
+
+def list_datasets() -> dict[str, str]:
+    """Built-in data set names with a one-line description each."""
+    return dict(_BUILTIN)
+
+
+def _loader(source):
+    if isinstance(source, str) and source in _BUILTIN:
+        # Imported here so that e.g. "shapes" never touches scikit-learn.
+        if source == "digits":
+            from .digits import load_digits
+
+            return load_digits
+        from .shapes import load_shapes
+
+        return load_shapes
+    if isinstance(source, (str, os.PathLike)) and Path(source).exists():
+        from .folder import load_folder
+
+        return lambda **kw: load_folder(source, **kw)
+    raise DataError(
+        f"unknown data set {os.fspath(source)!r}: not a built-in name ({', '.join(_BUILTIN)}) "
+        f"and no such folder; pass a built-in name or a folder of class subfolders"
+    )
+
+
+def _accepted_options(source) -> tuple[str, ...]:
+    if source == "digits":
+        from .digits import load_digits as fn
+    elif source == "shapes":
+        from .shapes import load_shapes as fn
+    else:
+        from .folder import load_folder as fn
+    common = {"source", "image_size", "channels", "seed", "val_fraction", "test_fraction"}
+    return tuple(p for p in inspect.signature(fn).parameters if p not in common)
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    **options,
+) -> Dataset:
+    """Load ``"digits"``, ``"shapes"`` or a folder of class subfolders, split train/val/test.
+
+    Built-in names take precedence over a folder of the same name: write ``./shapes``
+    to load a local folder called ``shapes``. `options` go to the loader, e.g.
+    ``samples_per_class`` for shapes.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(f"data source must be a name or a folder path, got {source!r}")
+    check_image_size(image_size, (0, 0))
+    check_channels(channels, 0)
+    check_seed(seed)
+    check_fractions(val_fraction, test_fraction)
+    loader = _loader(source)
+    accepted = _accepted_options(source)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        name = source if isinstance(source, str) and source in _BUILTIN else "a folder data set"
+        raise DataError(
+            f"unknown option(s) {', '.join(unknown)} for {name}; accepted: {', '.join(accepted) or 'none'}"
+        )
+    return loader(
+        image_size=image_size, channels=channels, seed=seed,
+        val_fraction=val_fraction, test_fraction=test_fraction, **options,
+    )
+
+
+def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
+    """The data set a model was trained on, at its input size and with its split seed.
+
+    `meta` is the model's :class:`~edgecnn.artifact.ArtifactMetadata`; `source` overrides
+    the data set it names.
+    """
+    source = source or meta.dataset
+    if not source:
+        raise DataError("the model's metadata names no data set; pass --data NAME or a folder")
+    height, width, channels = meta.input_shape
+    return load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
