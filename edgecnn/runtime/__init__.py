@@ -1,0 +1,32 @@
+"""Device-side inference: numpy, Pillow, flatbuffers and a TFLite interpreter, never TensorFlow.
+
+    from edgecnn import runtime
+    model = runtime.load("model_int8.tflite")
+    print(model.classify("photo.jpg", top_k=3))
+"""
+
+from .interpreters import find_interpreter, load_interpreter
+from .model import LOADERS, RuntimeModel, TFLiteRuntimeModel, load, register_loader, resolve_metadata
+from .preprocess import dequantize, load_image, prepare_input, quantize, softmax
+from .tflite_file import TFLiteModel, check_tflite_bytes, load_tflite, read_metadata, read_tflite
+
+__all__ = [
+    "LOADERS",
+    "RuntimeModel",
+    "TFLiteModel",
+    "TFLiteRuntimeModel",
+    "check_tflite_bytes",
+    "dequantize",
+    "find_interpreter",
+    "load",
+    "load_image",
+    "load_interpreter",
+    "load_tflite",
+    "prepare_input",
+    "quantize",
+    "read_metadata",
+    "read_tflite",
+    "register_loader",
+    "resolve_metadata",
+    "softmax",
+]

@@ -1,0 +1,107 @@
+"""Find a TFLite interpreter: ai-edge-litert, else tflite-runtime, else an installed TensorFlow.
+
+The model bytes are parsed by :mod:`edgecnn.runtime.tflite_file` before any
+interpreter sees them, so a foreign or truncated file gives a ModelFileError rather
+than a crash inside the C++ runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from ..errors import ConfigError, MissingDependencyError, ModelFileError
+from .tflite_file import read_tflite
+
+INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
+
+#: (module holding Interpreter, distribution name for the version) in order of preference.
+_BACKENDS = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert", "ai_edge_litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime", "tflite_runtime"),
+)
+
+
+def _version(dist: str, module) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return str(getattr(module, "__version__", "unknown"))
+
+
+def _tensorflow_interpreter():
+    # Only when TensorFlow is already installed; it is never a requirement of the runtime.
+    try:
+        if importlib.util.find_spec("tensorflow") is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        tf = importlib.import_module("tensorflow")
+        return tf.lite.Interpreter, f"tensorflow {tf.__version__}"
+    except (ImportError, AttributeError):
+        return None
+
+
+def find_interpreter():
+    """Return ``(Interpreter class, backend name)``; MissingDependencyError if none is installed."""
+    for module_name, dist, top in _BACKENDS:
+        try:
+            if importlib.util.find_spec(top) is None:
+                continue
+            module = importlib.import_module(module_name)
+            interpreter_class = module.Interpreter
+        except (ImportError, ValueError, AttributeError):
+            continue
+        return interpreter_class, f"{top} {_version(dist, importlib.import_module(top))}"
+    found = _tensorflow_interpreter()
+    if found is None:
+        raise MissingDependencyError(f"no TFLite interpreter found; {INSTALL_HINT}")
+    return found
+
+
+def load_interpreter(
+    model: Union[str, os.PathLike, bytes],
+    num_threads: Optional[int] = None,
+    delegates=None,
+):
+    """Create an interpreter for a model file or model bytes; returns ``(interpreter, backend)``.
+
+    `num_threads` None keeps the backend's default (one thread for ai-edge-litert).
+    Tensors are not allocated yet, so the caller may resize inputs first.
+    """
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, label = bytes(model), None
+    else:
+        label = Path(model)
+        try:
+            data = label.read_bytes()
+        except FileNotFoundError:
+            raise ModelFileError(f"{label} does not exist; check the model path") from None
+        except OSError as exc:
+            raise ModelFileError(f"cannot read {label} ({exc.strerror or exc}); check the path and its permissions") from None
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+        raise ConfigError(f"num_threads must be a positive integer, got {num_threads!r}")
+    read_tflite(data, label)  # validates the whole flatbuffer before the C++ runtime sees it
+    interpreter_class, backend = find_interpreter()
+    kwargs = {"model_content": data}
+    if num_threads is not None:
+        kwargs["num_threads"] = num_threads
+    if delegates:
+        kwargs["experimental_delegates"] = list(delegates)
+    try:
+        interpreter = interpreter_class(**kwargs)
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(
+            f"{label or 'model data'} could not be loaded by {backend} ({first}); "
+            "the model may use ops this runtime lacks: upgrade it or re-export the model"
+        ) from None
+    return interpreter, backend

@@ -1,0 +1,113 @@
+"""Image loading and (de)quantization for the device runtime: numpy and Pillow only."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..artifact import ArtifactMetadata, Quantization
+from ..errors import DataError, ModelFileError
+
+_INT_DTYPES = ("uint8", "int8", "int16", "int32")
+
+
+def _resample():
+    from PIL import Image
+
+    return getattr(Image, "Resampling", Image).BILINEAR
+
+
+def _mode(channels: int) -> str:
+    if channels == 1:
+        return "L"
+    if channels == 3:
+        return "RGB"
+    raise DataError(f"the model expects {channels}-channel input; only 1 (grayscale) and 3 (RGB) channels are supported")
+
+
+def image_to_pixels(image, input_shape) -> np.ndarray:
+    """A PIL image -> uint8 array of `input_shape` (H, W, C), converted and resized bilinearly."""
+    height, width, channels = (int(x) for x in input_shape)
+    image = image.convert(_mode(channels))
+    if image.size != (width, height):
+        image = image.resize((width, height), _resample())
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels.reshape(height, width, channels)
+
+
+def load_image(path, input_shape) -> np.ndarray:
+    """Read an image file as a uint8 (H, W, C) array matching `input_shape`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image_to_pixels(image, input_shape)
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist; check the path") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
+        raise DataError(f"cannot read image {path} ({reason}); pass a PNG, JPEG or BMP file") from None
+
+
+def _int_range(dtype: str) -> tuple[int, int]:
+    if dtype not in _INT_DTYPES:
+        raise ModelFileError(f"unsupported quantized dtype {dtype!r}; expected one of {', '.join(_INT_DTYPES)}")
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def quantize(x, q: Quantization) -> np.ndarray:
+    """Real values -> integers of ``q.dtype``: ``round(x / scale + zero_point)``, clipped."""
+    lo, hi = _int_range(q.dtype)
+    values = np.round(np.asarray(x, dtype=np.float32) / np.float32(q.scale)) + q.zero_point
+    return np.clip(values, lo, hi).astype(q.dtype)
+
+
+def dequantize(values, q: Quantization) -> np.ndarray:
+    """Integers -> float32: ``scale * (values - zero_point)``."""
+    return ((np.asarray(values).astype(np.float32) - np.float32(q.zero_point)) * np.float32(q.scale)).astype(np.float32)
+
+
+def softmax(logits, axis: int = -1) -> np.ndarray:
+    x = np.asarray(logits, dtype=np.float32)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def is_identity_quantization(q: Quantization, meta: ArtifactMetadata) -> bool:
+    """True when uint8 pixels already are the quantized input (quantization undoes the normalisation)."""
+    norm = meta.normalization
+    if q.dtype != "uint8" or q.scale <= 0:
+        return False
+    return math.isclose(q.scale * 255.0, norm.scale * 255.0, rel_tol=1e-5) and q.zero_point == round(
+        -norm.offset / q.scale
+    )
+
+
+def prepare_input(
+    pixels,
+    meta: ArtifactMetadata,
+    input_dtype: str,
+    quantization: Optional[Quantization] = None,
+) -> np.ndarray:
+    """uint8 pixels (N, H, W, C) -> model input of `input_dtype`.
+
+    Pixels are normalised with ``meta.normalization`` and, for int8/uint8 inputs,
+    quantized with `quantization` (the interpreter's input parameters; the metadata's
+    when None).
+    """
+    input_dtype = np.dtype(input_dtype).name
+    if input_dtype in ("float32", "float16", "float64"):
+        return meta.normalization.apply(pixels).astype(input_dtype)
+    q = quantization or meta.input_quantization
+    if q is None:
+        raise ModelFileError(
+            f"the model takes {input_dtype} input but no input quantization is known; re-export it with edgecnn"
+        )
+    if q.dtype != input_dtype:
+        q = Quantization(input_dtype, q.scale, q.zero_point)
+    if is_identity_quantization(q, meta):
+        return np.asarray(pixels, dtype=np.uint8)
+    return quantize(meta.normalization.apply(pixels), q)
