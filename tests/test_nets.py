@@ -62,10 +62,10 @@ def test_architecture_follows_the_xception_pattern(name):
 def test_width_and_overrides():
     base = create_model("xception-nano", num_classes=10)
     wide = create_model("xception-nano", num_classes=10, width=2.0)
-    deeper = create_model("xception-nano", num_classes=10, middle_repeats=3)
+    deeper = create_model("xception-nano", num_classes=10, middle_repeats=2)
     assert wide.count_params() > 2 * base.count_params()
     assert deeper.count_params() > base.count_params()
-    assert wide.get_layer("block1_sepconv1").filters == 64
+    assert wide.get_layer("block1_sepconv1").filters == 2 * base.get_layer("block1_sepconv1").filters
 
 
 @pytest.mark.parametrize(

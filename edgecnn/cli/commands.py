@@ -79,15 +79,16 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 def fold(model, output, data):
     """Fold BatchNorm layers into the preceding convolutions and verify the result."""
     from ..artifact import write_sidecar
-    from ..export import ExportOptions, load_keras_model
+    from ..export import ExportOptions
     from ..export.pipeline import calibration_for
     from ..fileio import sha256_file
     from ..fold import fold_file
+    from ..keras_file import metadata_for
 
     output = output or model.with_name("folded.keras")
     if output.suffix != ".keras":
         raise click.BadParameter(f"{output} must end in .keras", param_hint="--output")
-    _, meta = load_keras_model(model)
+    meta = metadata_for(model)
     samples = calibration_for(meta, ExportOptions(calib_size=64, data=data))
     result = fold_file(model, output, meta.normalization.apply(samples.images))
     write_sidecar(output, meta.replace(parent_sha256=sha256_file(model)))

@@ -25,10 +25,10 @@ class Predictor:
 
 
 def _keras_predictor(path: Path, batch_size: int = 256) -> Predictor:
-    from ..export.pipeline import load_keras_model
+    from ..keras_file import load_with_metadata
     from ..tf import tensorflow
 
-    model, meta = load_keras_model(path)
+    model, meta = load_with_metadata(path)
 
     def predict(pixels: np.ndarray) -> np.ndarray:
         x = meta.normalization.apply(pixels)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import ArtifactMetadata, read_sidecar, write_sidecar
-from ..errors import ConfigError, ModelFileError
+from ..artifact import ArtifactMetadata, write_sidecar
+from ..errors import ConfigError
 from ..fileio import atomic_path, sha256_file, write_json
+from ..keras_file import load_with_metadata
 from .options import ExportOptions
 
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
@@ -40,25 +41,6 @@ class ExportResult:
     calibration_size: int
 
 
-def load_keras_model(path: str | Path):
-    """Load a .keras file with its edgecnn metadata, with one-line errors for bad files."""
-    from ..tf import keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path} does not exist; give the model.keras written by `edgecnn train`")
-    if path.suffix not in (".keras", ".h5"):
-        raise ModelFileError(f"{path} is not a Keras model file (.keras); give the model.keras written by `edgecnn train`")
-    meta = read_sidecar(path)
-    if meta is None:
-        raise ModelFileError(f"{path} has no metadata file {path.with_suffix('.json').name} beside it; train it with `edgecnn train`")
-    try:
-        model = keras().models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a foreign or truncated file
-        raise ModelFileError(f"cannot load {path} as a Keras model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    return model, meta
-
-
 def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
     from ..data import dataset_for
     from ..quantize import from_dataset, from_path
@@ -84,7 +66,7 @@ def export_model(model_path: str | Path, out_dir: str | Path | None = None, opti
     model_path = Path(model_path)
     out = Path(out_dir) if out_dir else model_path.parent
     out.mkdir(parents=True, exist_ok=True)
-    model, meta = load_keras_model(model_path)
+    model, meta = load_with_metadata(model_path)
     calibration = calibration_for(meta, options)
     started = time.perf_counter()
 

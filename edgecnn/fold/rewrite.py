@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError, VerificationError
 from ..fileio import atomic_path
+from ..keras_file import load_keras_model
 from .math import BNParams, fold_conv, fold_dense, fold_depthwise, fold_separable
 
 __all__ = [
@@ -469,28 +470,6 @@ def fold_model(
     result = fold_batchnorm(model, custom_objects=custom_objects)
     error = verify_fold(model, result.model, sample_inputs, rtol=rtol)
     return replace(result, relative_error=error)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[str, Any]] = None):
-    """Load a Keras model without its training config; ModelFileError if that fails."""
-    from edgecnn.tf import keras as _keras
-
-    keras = _keras()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects)
-    except Exception as exc:
-        raise ModelFileError(f"{path} is not a loadable Keras model ({_first_line(exc)})") from exc
-    if not isinstance(model, keras.Model):
-        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a Keras model")
-    return model
 
 
 def fold_file(

@@ -1,0 +1,53 @@
+"""Loading .keras files with one-line errors, and with their edgecnn metadata."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from .artifact import ArtifactMetadata, read_sidecar
+from .errors import ModelFileError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[str, Any]] = None):
+    """Load a Keras model without its training config; ModelFileError if that fails."""
+    from .tf import keras as _keras
+
+    keras = _keras()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects)
+    except Exception as exc:  # Keras raises many types for a foreign or truncated file
+        raise ModelFileError(f"{path} is not a loadable Keras model ({_first_line(exc)})") from None
+    if not isinstance(model, keras.Model):
+        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a Keras model")
+    return model
+
+
+def metadata_for(path: str | os.PathLike) -> ArtifactMetadata:
+    """The ``.json`` metadata beside a model written by `edgecnn train` (or fold)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path} does not exist; give the model.keras written by `edgecnn train`")
+    if path.suffix not in (".keras", ".h5"):
+        raise ModelFileError(f"{path} is not a Keras model file (.keras); give the model.keras written by `edgecnn train`")
+    meta = read_sidecar(path)
+    if meta is None:
+        raise ModelFileError(
+            f"{path} has no metadata file {path.with_suffix('.json').name} beside it; train it with `edgecnn train`"
+        )
+    return meta
+
+
+def load_with_metadata(path: str | os.PathLike) -> tuple[Any, ArtifactMetadata]:
+    """A model written by `edgecnn train` (or fold) and its metadata."""
+    meta = metadata_for(path)
+    return load_keras_model(path), meta
