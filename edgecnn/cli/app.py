@@ -25,6 +25,11 @@ class EdgecnnGroup(click.Group):
         except EdgecnnError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:
+            # One line and exit 1, like every other user error (click's default is usage text and 2).
+            command = f"edgecnn {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "edgecnn"
+            click.echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=EdgecnnGroup, context_settings={"help_option_names": ["-h", "--help"]})
