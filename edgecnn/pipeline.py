@@ -9,6 +9,7 @@ from typing import Optional
 
 from . import __version__
 from .errors import ConfigError
+from .export.options import DEFAULT_ONNX_FORMAT
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,12 @@ class RunConfig:
     formats: tuple[str, ...] = ("tflite",)
     io: str = "uint8"
     calib_size: int = 300
+    calib_method: str = "minmax"
+    onnx_format: str = DEFAULT_ONNX_FORMAT
     #: Largest accuracy drop (points) any artifact may show against the Keras model.
     max_drop: float = 1.0
+    #: Time every artifact (one thread) and add latency, MACs and memory to the report.
+    bench: bool = True
 
     @property
     def out_dir(self) -> Path:
@@ -40,7 +45,10 @@ def run(config: RunConfig = RunConfig()) -> dict:
 
     if config.img_size is not None and config.img_size < 8:
         raise ConfigError(f"--img-size must be at least 8, got {config.img_size}")
-    export_options = ExportOptions(formats=config.formats, int8=True, io=config.io, calib_size=config.calib_size)
+    export_options = ExportOptions(
+        formats=config.formats, int8=True, io=config.io, calib_size=config.calib_size,
+        calib_method=config.calib_method, onnx_format=config.onnx_format,
+    )
     started = time.perf_counter()
     out = config.out_dir
     dataset = load_dataset(config.data, image_size=config.img_size, seed=config.seed)
@@ -56,12 +64,15 @@ def run(config: RunConfig = RunConfig()) -> dict:
         validate(path, images, labels, reference=trained.model_path, reference_predictions=ref_top1, max_drop=config.max_drop)
         for path in paths
     ]
+    artifacts = [v.to_dict() for v in validations]
+    if config.bench:
+        artifacts = [{**a, **_performance(Path(a["path"]))} for a in artifacts]
     report = {
         "dataset": dataset.name,
         "arch": config.arch,
         "input_shape": list(dataset.input_shape),
         "num_classes": dataset.num_classes,
-        "artifacts": [v.to_dict() for v in validations],
+        "artifacts": artifacts,
         "train": {
             "epochs": config.epochs,
             "seconds": round(trained.seconds, 2),
@@ -78,3 +89,15 @@ def run(config: RunConfig = RunConfig()) -> dict:
     }
     write_report(out, report)
     return report
+
+
+#: Short timing runs: enough for a report; `edgecnn bench` measures longer.
+RUN_BENCH = dict(threads=(1,), runs=50, warmup=5, min_seconds=0.5)
+
+
+def _performance(path: Path) -> dict:
+    from .evaluate.bench import BenchOptions, bench_file
+
+    result = bench_file(path, BenchOptions(**RUN_BENCH))[0]
+    keys = ("latency_ms", "throughput_per_s", "threads", "params", "macs", "gmacs_per_s", "peak_memory_bytes")
+    return {k: result[k] for k in keys}

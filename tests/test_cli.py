@@ -91,7 +91,11 @@ def test_run_json_is_one_object(tmp_path):
     for artifact in report["artifacts"]:
         assert set(artifact) >= {"name", "path", "format", "precision", "size_bytes", "accuracy", "agreement"}
         assert artifact["format"] in ("keras", "tflite") and artifact["precision"] in ("float32", "int8")
+    for artifact in report["artifacts"]:
+        assert artifact["latency_ms"]["p50"] > 0 and artifact["params"] > 0
+        assert bool(artifact["macs"] and artifact["peak_memory_bytes"]) == (artifact["format"] != "keras")
     assert (out / "report.json").is_file() and "| artifact |" in (out / "report.md").read_text()
+    assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.fixture()

@@ -1,6 +1,6 @@
 """The `edgecnn` command line: thin commands over the Python API."""
 
-from . import commands  # noqa: F401  (registers the commands)
+from . import bench, check, commands, targets  # noqa: F401  (each module registers its commands)
 from .app import main
 
 __all__ = ["main"]

@@ -9,13 +9,17 @@ import click
 from .app import emit_json, main, quiet_stdout
 from .options import (
     arch_option,
+    calib_method_option,
     calib_size_option,
     data_option,
+    device_option,
+    dynamic_batch_option,
     epochs_option,
     formats_option,
     img_size_option,
     io_option,
     json_option,
+    onnx_format_option,
     seed_option,
 )
 
@@ -109,14 +113,24 @@ def fold(model, output, data):
 @io_option
 @click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None, help="Calibration images: a folder or a uint8 .npy/.npz.")
 @calib_size_option
+@calib_method_option
+@onnx_format_option
+@dynamic_batch_option
 @data_option
+@click.option(
+    "--target", type=click.Choice(["edgetpu"]), default=None,
+    help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
+)
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder].")
 @json_option
-def export(model, int8, formats, io, calib_path, calib_size, data, out, as_json):
+def export(model, int8, formats, io, calib_path, calib_size, calib_method, onnx_format, dynamic_batch, data, target, out, as_json):
     """Export MODEL (.keras) to device formats, folding BatchNorm first."""
     from ..export import ExportOptions, export_model
 
-    options = ExportOptions(formats=formats, int8=int8, io=io, calib_size=calib_size, calib_path=calib_path, data=data)
+    options = ExportOptions(
+        formats=formats, int8=int8, io=io, calib_size=calib_size, calib_path=calib_path, data=data,
+        calib_method=calib_method, onnx_format=onnx_format, dynamic_batch=dynamic_batch, target=target,
+    )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)
     artifacts = [
@@ -138,14 +152,26 @@ def export(model, int8, formats, io, calib_path, calib_size, data, out, as_json)
 @click.option("--reference", type=existing_file, default=None, help="Model to compare with (agreement, accuracy drop).")
 @click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed accuracy drop in points.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
+@device_option
+@click.option(
+    "--target", default=None, metavar="NAME|ssh://[USER@]HOST[:PORT]",
+    help="Run on an ARM target and compare with the host: arm64-pi4, arm64-pi5, armv7-pi (emulated) or a board over SSH.",
+)
+@click.option("--python", "board_python", default="python3", show_default=True, help="Python interpreter on an ssh:// board.")
 @json_option
-def validate(artifact, data, reference, max_drop, threads, as_json):
+def validate(artifact, data, reference, max_drop, threads, device, target, board_python, as_json):
     """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop."""
+    if target:
+        if reference is not None or device != "cpu":
+            raise click.UsageError("--target compares the target with the host; it cannot be combined with --reference or --device")
+        from .targets import validate_on_target
+
+        return validate_on_target(artifact, target, board_python, data, threads, max_drop, as_json)
     from ..data import dataset_for
     from ..evaluate import load_predictor, validate as run_validation
 
     with quiet_stdout(as_json):
-        predictor = load_predictor(artifact, num_threads=threads)
+        predictor = load_predictor(artifact, num_threads=threads, device=device)
         dataset = dataset_for(predictor.metadata, data)
         result = run_validation(predictor, dataset.test.images, dataset.test.labels, reference=reference, max_drop=max_drop)
     if as_json:
@@ -165,12 +191,13 @@ def validate(artifact, data, reference, max_drop, threads, as_json):
 @click.argument("images", nargs=-1, required=True, type=existing_file)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", type=click.IntRange(min=1), default=None)
+@device_option
 @json_option
-def predict(model, images, top_k, threads, as_json):
-    """Classify IMAGES with a .tflite MODEL, using only the runtime."""
+def predict(model, images, top_k, threads, device, as_json):
+    """Classify IMAGES with a .tflite or .onnx MODEL, using only the runtime."""
     from .. import runtime
 
-    loaded = runtime.load(model, num_threads=threads)
+    loaded = runtime.load(model, num_threads=threads, device=device)
     results = {str(path): loaded.classify(path, top_k=top_k) for path in images}
     if as_json:
         emit_json({"model": str(model), "backend": loaded.backend, "predictions": {p: [{"label": l, "score": s} for l, s in r] for p, r in results.items()}})
@@ -187,18 +214,21 @@ def predict(model, images, top_k, threads, as_json):
 @formats_option()
 @io_option
 @calib_size_option
+@calib_method_option
+@onnx_format_option
 @click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed int8 accuracy drop in points.")
 @seed_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
 @json_option
-def run(data, arch, img_size, epochs, formats, io, calib_size, max_drop, seed, out, as_json):
+def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, max_drop, seed, out, as_json):
     """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
     from ..evaluate.report import text_table
     from ..pipeline import RunConfig, run as run_pipeline
 
     config = RunConfig(
         data=data or "digits", arch=arch, img_size=img_size, epochs=epochs, out=out, seed=seed,
-        formats=formats, io=io, calib_size=calib_size, max_drop=max_drop,
+        formats=formats, io=io, calib_size=calib_size, calib_method=calib_method, onnx_format=onnx_format,
+        max_drop=max_drop,
     )
     with quiet_stdout(as_json):
         report = run_pipeline(config)

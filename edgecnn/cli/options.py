@@ -22,10 +22,34 @@ io_option = click.option(
     type=click.Choice(["uint8", "int8", "float32"]),
     default="uint8",
     show_default=True,
-    help="Input/output type of int8 models (uint8: feed camera bytes directly).",
+    help="Input/output type of int8 TFLite models (uint8: feed camera bytes directly); int8 ONNX models take float32.",
 )
 calib_size_option = click.option(
     "--calib-size", default=300, show_default=True, type=click.IntRange(min=1), help="Calibration images drawn from the training split."
+)
+calib_method_option = click.option(
+    "--calib-method",
+    type=click.Choice(["minmax", "entropy", "percentile"]),
+    default="minmax",
+    show_default=True,
+    help="How ONNX int8 activation ranges are chosen from the calibration images.",
+)
+
+
+def onnx_format_option(f):
+    from ..export.options import DEFAULT_ONNX_FORMAT
+
+    return click.option(
+        "--onnx-format",
+        type=click.Choice(["qdq", "qoperator"]),
+        default=DEFAULT_ONNX_FORMAT,
+        show_default=True,
+        help="ONNX int8 graph: quantized operators (qoperator) or QuantizeLinear/DequantizeLinear pairs (qdq).",
+    )(f)
+
+
+dynamic_batch_option = click.option(
+    "--dynamic-batch", is_flag=True, help="ONNX models take any batch size (default: exactly one image)."
 )
 
 
@@ -40,3 +64,23 @@ def formats_option(default: str = "tflite"):
         return names
 
     return click.option("--format", "formats", default=default, show_default=True, callback=parse, help="Export formats, comma-separated.")
+
+
+def _parse_device(ctx, param, value):
+    from ..errors import ConfigError
+    from ..runtime.devices import parse_device
+
+    try:
+        return str(parse_device(value))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+device_option = click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    metavar="cpu|edgetpu[:usb|:pci][:N]",
+    callback=_parse_device,
+    help="Where to run: the CPU, or a Coral Edge TPU for a *_edgetpu.tflite model (e.g. edgetpu:usb:0).",
+)

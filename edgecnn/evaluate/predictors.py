@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..artifact import ArtifactMetadata
-from ..errors import ModelFileError
+from ..errors import ConfigError, ModelFileError
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,20 @@ def _keras_predictor(path: Path, batch_size: int = 256) -> Predictor:
     return Predictor(path, meta, f"tensorflow {tensorflow().__version__}", predict)
 
 
-def _runtime_predictor(path: Path, num_threads: int | None) -> Predictor:
+def _runtime_predictor(path: Path, num_threads: int | None, device: str | None = None) -> Predictor:
     from .. import runtime
 
-    model = runtime.load(path, num_threads=num_threads)
+    model = runtime.load(path, num_threads=num_threads, device=device)
     return Predictor(path, model.metadata, model.backend, model.predict)
 
 
-def load_predictor(path: str | Path, num_threads: int | None = None) -> Predictor:
+def load_predictor(path: str | Path, num_threads: int | None = None, device: str | None = None) -> Predictor:
+    """`device`: None/"cpu", or "edgetpu[:usb:0]" for a .tflite compiled by edgetpu_compiler."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path} does not exist; give a .keras, .tflite or .onnx file written by edgecnn")
     if path.suffix in (".keras", ".h5"):
+        if device not in (None, "cpu"):
+            raise ConfigError(f"{path} is a Keras model, which runs on the CPU; --device {device} needs a compiled .tflite")
         return _keras_predictor(path)
-    return _runtime_predictor(path, num_threads)
+    return _runtime_predictor(path, num_threads, device)

@@ -9,6 +9,13 @@ from typing import Optional
 from ..errors import ConfigError
 
 IO_TYPES = ("uint8", "int8", "float32")
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+ONNX_FORMATS = ("qdq", "qoperator")
+#: QOperator (QLinearConv) ran int8 1.5-2x faster than float with one thread on x86 (AVX-512 VNNI),
+#: while QDQ was no faster than float; see README, "ONNX".
+DEFAULT_ONNX_FORMAT = "qoperator"
+#: Devices an export can be made for (``--target``); each checks and compiles what it needs.
+EXPORT_TARGETS = ("edgetpu",)
 
 
 @dataclass(frozen=True)
@@ -21,11 +28,35 @@ class ExportOptions:
     calib_path: Optional[Path] = None
     #: Data set to draw calibration images from; defaults to the one the model was trained on.
     data: Optional[str] = None
+    #: How activation ranges are chosen from the calibration images (ONNX int8).
+    calib_method: str = "minmax"
+    #: ONNX int8 graph style: QuantizeLinear/DequantizeLinear pairs, or quantized operators.
+    onnx_format: str = DEFAULT_ONNX_FORMAT
+    #: ONNX models take any batch size instead of exactly one image.
+    dynamic_batch: bool = False
+    #: Device to export for (see EXPORT_TARGETS); None: no device-specific step.
+    target: Optional[str] = None
 
     def __post_init__(self):
+        if self.calib_method not in CALIB_METHODS:
+            raise ConfigError(f"--calib-method must be one of {', '.join(CALIB_METHODS)}, got {self.calib_method!r}")
+        if self.onnx_format not in ONNX_FORMATS:
+            raise ConfigError(f"--onnx-format must be one of {', '.join(ONNX_FORMATS)}, got {self.onnx_format!r}")
         if self.io not in IO_TYPES:
             raise ConfigError(f"--io must be one of {', '.join(IO_TYPES)}, got {self.io!r}")
         if self.calib_size < 1:
             raise ConfigError(f"--calib-size must be at least 1, got {self.calib_size}")
         if not self.formats:
             raise ConfigError("give at least one export format")
+        if self.target is not None:
+            self._check_target()
+
+    def _check_target(self):
+        if self.target not in EXPORT_TARGETS:
+            raise ConfigError(f"--target must be one of {', '.join(EXPORT_TARGETS)}, got {self.target!r}")
+        if not self.int8:
+            raise ConfigError("--target edgetpu needs --int8: the Edge TPU runs only full-integer models")
+        if self.io == "float32":
+            raise ConfigError("--target edgetpu needs 8-bit input and output: use --io uint8 (the default) or --io int8")
+        if "tflite" not in self.formats:
+            raise ConfigError("--target edgetpu compiles a TFLite model: include tflite in --format")

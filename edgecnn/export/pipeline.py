@@ -15,7 +15,10 @@ from ..keras_file import load_with_metadata
 from .options import ExportOptions
 
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
-FORMATS = {"tflite": "edgecnn.export.tflite"}
+FORMATS = {"tflite": "edgecnn.export.tflite", "onnx": "edgecnn.export.onnx"}
+
+#: (format, target) -> module that replaces the format's exporter for that target (same interface).
+TARGET_EXPORTERS = {("tflite", "edgetpu"): "edgecnn.targets.edgetpu.export"}
 
 #: Samples used to prove a fold exact.
 FOLD_CHECK_SAMPLES = 64
@@ -52,17 +55,17 @@ def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
     return from_dataset(dataset_for(meta, options.data), options.calib_size, seed=meta.data_seed or 0)
 
 
-def _exporter(name: str):
+def _exporter(name: str, target: str | None = None):
     if name not in FORMATS:
         raise ConfigError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
-    return importlib.import_module(FORMATS[name])
+    return importlib.import_module(TARGET_EXPORTERS.get((name, target), FORMATS[name]))
 
 
 def export_model(model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()) -> ExportResult:
     from ..fold import count_batchnorm_after_linear, fold_model
     from ..tf import keras
 
-    exporters = [_exporter(name) for name in options.formats]
+    exporters = [_exporter(name, options.target) for name in options.formats]
     model_path = Path(model_path)
     out = Path(out_dir) if out_dir else model_path.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,15 @@ def export_model(model_path: str | Path, out_dir: str | Path | None = None, opti
             "folded_layers": folded,
             "fold_relative_error": fold_error,
             "calibration": {"source": calibration.source, "size": len(calibration)},
-            "options": {"formats": list(options.formats), "int8": options.int8, "io": options.io},
+            "options": {
+                "formats": list(options.formats),
+                "int8": options.int8,
+                "io": options.io,
+                "calib_method": options.calib_method,
+                "onnx_format": options.onnx_format,
+                "dynamic_batch": options.dynamic_batch,
+                "target": options.target,
+            },
             "seconds": round(time.perf_counter() - started, 2),
             "artifacts": [
                 {"path": a.name, "format": a.metadata.format, "precision": a.metadata.precision, "size_bytes": a.path.stat().st_size}

@@ -67,6 +67,24 @@ def find_interpreter():
     return found
 
 
+def load_delegate(library: str, options: Optional[dict] = None):
+    """A TFLite delegate from a shared library, with the installed backend's ``load_delegate``.
+
+    Raises the backend's own error (ValueError, OSError) when the library or its device fails.
+    """
+    for module_name, _, top in _BACKENDS:
+        try:
+            if importlib.util.find_spec(top) is None:
+                continue
+            loader = importlib.import_module(module_name).load_delegate
+        except (ImportError, ValueError, AttributeError):
+            continue
+        return loader(library, options or {})
+    if _tensorflow_interpreter() is None:
+        raise MissingDependencyError(f"no TFLite interpreter found to load {library}; {INSTALL_HINT}")
+    return importlib.import_module("tensorflow").lite.experimental.load_delegate(library, options or {})
+
+
 def load_interpreter(
     model: Union[str, os.PathLike, bytes],
     num_threads: Optional[int] = None,

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, read_sidecar, sidecar_path
 from ..errors import ConfigError, DataError, ModelFileError
+from .devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu, load_edgetpu_delegate, parse_device
 from .interpreters import load_interpreter
 from .preprocess import dequantize, image_to_pixels, load_image, prepare_input, softmax
 from .tflite_file import load_tflite
@@ -59,6 +60,10 @@ class RuntimeModel:
 
     def predict(self, pixels) -> np.ndarray:
         """uint8 pixels (N, H, W, C) or (H, W, C) -> float32 outputs (N, num_classes)."""
+        raise NotImplementedError
+
+    def invoker(self, pixels) -> Callable[[], object]:
+        """A call that runs one inference on one prepared image, for benchmarks to time."""
         raise NotImplementedError
 
     def scores(self, pixels) -> np.ndarray:
@@ -135,12 +140,13 @@ def _same(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
 class TFLiteRuntimeModel(RuntimeModel):
     """A .tflite classifier with a batch-1 image input and one (1, num_classes) output."""
 
-    def __init__(self, path: PathLike, num_threads: Optional[int] = None):
+    def __init__(self, path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None):
         path = Path(path)
         parsed = load_tflite(path)
+        delegates, where = _delegates(path, parsed, device)
         meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
-        interpreter, backend = load_interpreter(parsed.data, num_threads=num_threads)
-        super().__init__(path, meta, backend)
+        interpreter, backend = load_interpreter(parsed.data, num_threads=num_threads, delegates=delegates)
+        super().__init__(path, meta, backend + where)
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(
@@ -179,6 +185,12 @@ class TFLiteRuntimeModel(RuntimeModel):
             if not _same(actual, declared):
                 raise ModelFileError(f"{path}: {what} quantization {actual} differs from its metadata {declared}; {fix}")
 
+    def invoker(self, pixels) -> Callable[[], object]:
+        """One inference on `pixels` (one image), input already set: what a benchmark times."""
+        x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.input_quantization)
+        self._interpreter.set_tensor(self._input["index"], x)
+        return self._interpreter.invoke
+
     def predict(self, pixels) -> np.ndarray:
         batch = self._batch(pixels)
         x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
@@ -192,17 +204,52 @@ class TFLiteRuntimeModel(RuntimeModel):
         return out
 
 
+def _delegates(path: Path, parsed, device: Optional[str]) -> tuple[Optional[list], str]:
+    """The delegates for `device` and a suffix for the backend name; refuses mismatched models."""
+    device = parse_device(device)
+    compiled = is_compiled_for_edgetpu(parsed)
+    if not device.is_edgetpu:
+        if compiled:
+            raise ConfigError(
+                f"{path} is compiled for the Edge TPU; run it with --device edgetpu, or run the model it was "
+                "compiled from on the CPU"
+            )
+        return None, ""
+    if not compiled:
+        raise ConfigError(
+            f"{path} is not compiled for the Edge TPU (it has no {EDGETPU_CUSTOM_OP}); pass the *_edgetpu.tflite "
+            "file written by `edgecnn export MODEL --int8 --target edgetpu` or by edgetpu_compiler"
+        )
+    return [load_edgetpu_delegate(device)], f" + Edge TPU ({device})"
+
+
+def _load_onnx(path: PathLike, num_threads: Optional[int] = None) -> RuntimeModel:
+    # Imported on first use: a TFLite-only device needs no onnxruntime.
+    from .onnx import OnnxRuntimeModel
+
+    return OnnxRuntimeModel(path, num_threads=num_threads)
+
+
 #: File suffix -> loader(path, num_threads). Other formats register themselves here.
-LOADERS: dict[str, Callable[..., RuntimeModel]] = {".tflite": TFLiteRuntimeModel}
+LOADERS: dict[str, Callable[..., RuntimeModel]] = {".tflite": TFLiteRuntimeModel, ".onnx": _load_onnx}
 
 
 def register_loader(suffix: str, loader: Callable[..., RuntimeModel]) -> None:
     LOADERS[suffix.lower()] = loader
 
 
-def load(path: PathLike, num_threads: Optional[int] = None) -> RuntimeModel:
-    """Load a model file for inference, choosing the runtime by its suffix."""
+def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None) -> RuntimeModel:
+    """Load a model file for inference, choosing the runtime by its suffix.
+
+    `device`: None or "cpu", or an Edge TPU ("edgetpu", "edgetpu:usb:0") for a compiled .tflite.
+    """
     path = Path(path)
+    if parse_device(device).is_edgetpu:
+        if path.suffix.lower() != ".tflite":
+            raise ConfigError(f"{path}: the Edge TPU runs .tflite models compiled by edgetpu_compiler, not {path.suffix or 'this file'}")
+        if not path.is_file():
+            raise ModelFileError(f"{path} does not exist; check the model path")
+        return TFLiteRuntimeModel(path, num_threads=num_threads, device=device)
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise ModelFileError(

@@ -98,6 +98,8 @@ class Operator:
     outputs: tuple[int, ...]
     builtin_options_type: int
     fused_activation: Optional[str] = None  # "NONE", "RELU", "RELU6", ... when the options carry one
+    #: Position of the builtin options table in the file (0: none); read with TFLiteModel.option().
+    options_pos: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,16 @@ class TFLiteModel:
     def operators(self, subgraph: int = 0) -> list[tuple[OperatorCode, Operator]]:
         return [(self.operator_codes[op.opcode_index], op) for op in self.subgraphs[subgraph].operators]
 
+    def option(self, op: Operator, index: int, kind: str = "i", default=0):
+        """Field `index` (its position in the options table of schema.fbs) of an operator's builtin
+        options; `kind` is a struct code: b/B (int8/uint8), ? (bool), i (int32), f (float32)."""
+        if not op.options_pos:
+            return default
+        try:
+            return _Tab(self.data, op.options_pos).scalar(4 + 2 * index, _SCALAR_FLAGS[kind], default)
+        except (_Corrupt, struct.error) as exc:
+            raise ModelFileError(f"operator options are corrupt ({exc}); export or copy the model again") from None
+
     @property
     def param_bytes(self) -> int:
         """Bytes of constant tensor data (weights, biases) over all subgraphs."""
@@ -136,6 +148,9 @@ class TFLiteModel:
 
 class _Corrupt(Exception):
     pass
+
+
+_SCALAR_FLAGS = {"b": N.Int8Flags, "B": N.Uint8Flags, "?": N.BoolFlags, "i": N.Int32Flags, "f": N.Float32Flags}
 
 
 def _need(buf: bytes, pos: int, size: int) -> None:
@@ -236,14 +251,15 @@ def _tensor(t: _Tab) -> Tensor:
 
 def _operator(t: _Tab) -> Operator:
     options_type = t.scalar(10, N.Uint8Flags, 0)
+    options = t.table(12) if options_type else None
     activation = None
     slot = _FUSED_ACTIVATION_SLOT.get(options_type)
     if slot is not None:
-        options = t.table(12)
         code = options.scalar(slot, N.Int8Flags, 0) if options is not None else 0
         activation = _name(ACTIVATIONS, code, "ACTIVATION_")
     return Operator(
-        t.scalar(4, N.Uint32Flags, 0), t.numbers(6, "i", 4), t.numbers(8, "i", 4), options_type, activation
+        t.scalar(4, N.Uint32Flags, 0), t.numbers(6, "i", 4), t.numbers(8, "i", 4), options_type, activation,
+        options.Pos if options is not None else 0,
     )
 
 

@@ -74,9 +74,11 @@ def _augmenter(tf, shape, shift: float, seed: int):
     return augment
 
 
-def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None) -> TrainResult:
+def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None, model=None) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
+    `model` replaces the registered architecture with a Keras model built elsewhere
+    (benchmark baselines); its logits output must match the data set's classes.
     Writes ``model.keras``, ``model.json`` (artifact metadata), ``labels.txt`` and
     ``train.json`` to `out_dir` when given.
     """
@@ -88,7 +90,8 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
     shape = tuple(input_shape or dataset.input_shape)
     if shape != tuple(dataset.input_shape):
         raise ConfigError(f"input shape {shape} does not match the data set's images {dataset.input_shape}")
-    model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
+    if model is None:
+        model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
 
     x_train = dataset.normalization.apply(dataset.train.images)
     x_val = dataset.normalization.apply(dataset.val.images)

@@ -1,0 +1,157 @@
+"""Parameters, MACs per layer and peak activation memory, counted from the model file.
+
+TFLite files are read with :mod:`edgecnn.runtime.tflite_file` (no TensorFlow); ONNX files
+with the ``onnx`` package and its shape inference, when it is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from math import prod
+from pathlib import Path
+
+from ..errors import MissingDependencyError, ModelFileError
+from .arena import lifetimes_from_graph, plan
+
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "bool": 1}
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    index: int
+    op: str
+    name: str
+    macs: int
+    params: int
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    params: int
+    macs: int
+    peak_memory_bytes: int
+    live_memory_lower_bound: int
+    layers: tuple[LayerStats, ...]
+
+    def to_dict(self, layers: bool = False) -> dict:
+        out = asdict(self)
+        if not layers:
+            out.pop("layers")
+        return out
+
+
+def _tflite_macs(op: str, ins, outs, tensors) -> int:
+    if op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+        return 0
+    out = tensors[outs[0]].shape
+    weights = tensors[ins[1]].shape
+    if op == "CONV_2D":  # filter (O, H, W, I)
+        return prod(out) * prod(weights[1:])
+    if op == "DEPTHWISE_CONV_2D":  # filter (1, H, W, C*M): one HxW window per output element
+        return prod(out) * weights[1] * weights[2]
+    if op == "FULLY_CONNECTED":  # filter (O, I)
+        return prod(out) * weights[1]
+    # TRANSPOSE_CONV: inputs (output_shape, filter (O, H, W, I), input); every input pixel spreads H*W*O.
+    return prod(tensors[ins[2]].shape) * weights[0] * weights[1] * weights[2]
+
+
+def tflite_stats(path_or_model) -> GraphStats:
+    from ..runtime.tflite_file import TFLiteModel, load_tflite
+
+    model = path_or_model if isinstance(path_or_model, TFLiteModel) else load_tflite(path_or_model)
+    graph = model.subgraphs[0]
+    tensors = graph.tensors
+    constant = {i for i, t in enumerate(tensors) if t.buffer and model.buffer_sizes[t.buffer]}
+    layers, counted = [], set()
+    for index, (code, op) in enumerate(model.operators()):
+        # Constant inputs are parameters, except int32 shape/axis operands; a conv's int32 bias counts.
+        weights = [
+            i for position, i in enumerate(op.inputs)
+            if i in constant and i not in counted and (tensors[i].dtype != "int32" or (code.name in _WEIGHTED and position == 2))
+        ]
+        counted.update(weights)
+        params = sum(prod(tensors[i].shape) for i in weights)
+        name = tensors[op.outputs[0]].name if op.outputs else ""
+        layers.append(LayerStats(index, code.name, name, _tflite_macs(code.name, op.inputs, op.outputs, tensors), params))
+    sizes = {
+        i: prod(t.shape) * _DTYPE_BYTES.get(t.dtype, 4)
+        for i, t in enumerate(tensors)
+        if i not in constant and not t.is_variable
+    }
+    ops = [([i for i in op.inputs if i >= 0], list(op.outputs)) for op in graph.operators]
+    arena = plan(lifetimes_from_graph(ops, graph.inputs, graph.outputs, sizes))
+    return GraphStats(
+        params=sum(l.params for l in layers),
+        macs=sum(l.macs for l in layers),
+        peak_memory_bytes=arena.peak_bytes,
+        live_memory_lower_bound=arena.live_lower_bound,
+        layers=tuple(layers),
+    )
+
+
+def onnx_stats(path: str | Path) -> GraphStats:
+    try:
+        import onnx
+        from onnx import numpy_helper, shape_inference
+    except ImportError:
+        raise MissingDependencyError('counting ONNX MACs needs the onnx package: pip install "edgecnn[onnx]"') from None
+    try:
+        model = shape_inference.infer_shapes(onnx.load(str(path)))
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
+        raise ModelFileError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+    graph = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+    def dims(value_info):
+        return tuple(d.dim_value if d.HasField("dim_value") else 1 for d in value_info.type.tensor_type.shape.dim)
+
+    def elem_bytes(value_info):
+        return onnx.helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type).itemsize
+
+    infos = {vi.name: vi for vi in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    shapes = {name: dims(vi) for name, vi in infos.items()}
+    layers, counted = [], set()
+    for index, node in enumerate(graph.node):
+        macs = 0
+        op = node.op_type
+        if op in ("Conv", "ConvInteger", "QLinearConv") and node.output[0] in shapes:
+            w = initializers.get(node.input[3 if op == "QLinearConv" else 1])
+            if w is not None:  # (O, I/groups, kH, kW)
+                macs = prod(shapes[node.output[0]]) * prod(w.shape[1:])
+        elif op in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul") and node.output[0] in shapes:
+            b = next((initializers[i] for i in node.input if i in initializers and initializers[i].ndim == 2), None)
+            if b is not None:
+                transposed = op == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+                macs = prod(shapes[node.output[0]]) * (b.shape[1] if transposed else b.shape[0])
+        weights = [i for i in node.input if i in initializers and i not in counted and initializers[i].ndim >= 1 and initializers[i].size > 1]
+        counted.update(weights)
+        layers.append(LayerStats(index, op, node.name, macs, sum(initializers[i].size for i in weights)))
+    sizes = {}
+    for name, vi in infos.items():
+        if name not in initializers and name in shapes:
+            sizes[name] = prod(shapes[name]) * elem_bytes(vi)
+    ids = {name: i for i, name in enumerate(sizes)}
+    ops = [([ids[n] for n in node.input if n in ids], [ids[n] for n in node.output if n in ids]) for node in graph.node]
+    arena = plan(
+        lifetimes_from_graph(
+            ops, [ids[v.name] for v in graph.input if v.name in ids], [ids[v.name] for v in graph.output if v.name in ids],
+            {ids[n]: s for n, s in sizes.items()},
+        )
+    )
+    return GraphStats(
+        params=sum(l.params for l in layers),
+        macs=sum(l.macs for l in layers),
+        peak_memory_bytes=arena.peak_bytes,
+        live_memory_lower_bound=arena.live_lower_bound,
+        layers=tuple(layers),
+    )
+
+
+def graph_stats(path: str | Path) -> GraphStats:
+    suffix = Path(path).suffix
+    if suffix == ".tflite":
+        return tflite_stats(path)
+    if suffix == ".onnx":
+        return onnx_stats(path)
+    raise ModelFileError(f"{path}: graph statistics need a .tflite or .onnx file")

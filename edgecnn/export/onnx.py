@@ -1,0 +1,230 @@
+"""ONNX export: float32 through tf2onnx, int8 through ONNX Runtime's static quantizer.
+
+The float model is converted from the folded Keras model with an explicit input
+signature (batch 1 unless ``dynamic_batch``), checked with ``onnx.checker``, freed of
+any BatchNormalization node and verified against Keras on calibration images. The
+int8 model is ``quant_pre_process`` + ``quantize_static`` over the same calibration
+set the TFLite export uses, with per-channel weights. Both take float32 input (the
+int8 model quantizes it in its first node) and return float32 logits. The artifact
+metadata JSON is stored in ``metadata_props`` under ``edgecnn`` and beside the file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..artifact import METADATA_KEY, ArtifactMetadata, write_sidecar
+from ..errors import MissingDependencyError, VerificationError
+from ..fileio import write_bytes
+
+SUFFIX = ".onnx"
+#: The lowest opset written; 17 is the first with LayerNormalization and is what ORT 1.14+ run.
+OPSET = 17
+INPUT_NAME = "image"
+#: Calibration images used to prove the float ONNX model equal to Keras.
+CHECK_SAMPLES = 64
+#: Allowed max |ONNX - Keras| on logits, relative to max(1, max |logit|).
+CHECK_TOLERANCE = 1e-4
+
+#: Activation type per format, measured on x86 with VNNI (see README, "ONNX"): ORT's
+#: QLinearConv kernels want uint8 activations with int8 weights (U8S8).
+ACTIVATION_TYPES = {"qdq": "uint8", "qoperator": "uint8"}
+
+_INSTALL_HINT = 'install the ONNX toolchain: pip install "edgecnn[onnx]"'
+
+
+def _require(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(f"{module.split('.')[0]} is not installed ({exc}); {_INSTALL_HINT}") from None
+
+
+def _tf2onnx():
+    from ..tf import tensorflow
+
+    tensorflow()  # tf2onnx imports TensorFlow: configure it (Keras 2, no oneDNN) first
+    return _require("tf2onnx")
+
+
+def convert_float(model, input_shape, dynamic_batch: bool = False, opset: int = OPSET):
+    """The folded Keras model as an ONNX ModelProto with one float32 NHWC input named ``image``."""
+    from ..tf import tensorflow
+
+    tf, tf2onnx = tensorflow(), _tf2onnx()
+    batch = None if dynamic_batch else 1
+    spec = (tf.TensorSpec((batch, *input_shape), tf.float32, name=INPUT_NAME),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    proto = batchnorm_to_affine(proto)
+    check(proto)
+    return proto
+
+
+def check(proto) -> None:
+    """onnx.checker, one input and one output, and no BatchNormalization node."""
+    onnx = _require("onnx")
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VerificationError(f"the converted ONNX model is invalid ({first})") from None
+    bn = [n.name for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    if bn:
+        raise VerificationError(f"the ONNX model still has BatchNormalization nodes: {', '.join(bn)}")
+    if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
+        raise VerificationError(
+            f"the ONNX model has {len(proto.graph.input)} inputs and {len(proto.graph.output)} outputs; "
+            "an image classifier has one of each"
+        )
+
+
+def batchnorm_to_affine(proto):
+    """Replace inference-mode BatchNormalization nodes with Mul + Add on constant tensors.
+
+    Folding merges every BN that follows a linear layer; tf2onnx may still emit one
+    for a BN it keeps (after an Add, say). ``y = x * s + t`` with
+    ``s = gamma / sqrt(var + eps)`` and ``t = beta - mean * s`` is the same function.
+    """
+    onnx = _require("onnx")
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    if not any(n.op_type == "BatchNormalization" for n in graph.node):
+        return proto
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    ranks = {
+        v.name: len(v.type.tensor_type.shape.dim)
+        for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+        if v.type.tensor_type.HasField("shape")
+    }
+    constants = {t.name: t for t in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "BatchNormalization" or len(node.output) != 1 or not all(i in constants for i in node.input[1:5]):
+            nodes.append(node)
+            continue
+        gamma, beta, mean, var = (numpy_helper.to_array(constants[i]).astype(np.float64) for i in node.input[1:5])
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        scale = gamma / np.sqrt(var + eps)
+        shift = beta - mean * scale
+        shape = (-1,) + (1,) * max(ranks.get(node.input[0], 4) - 2, 0)  # channels are axis 1
+        s_name, t_name, mid = f"{node.name}_scale", f"{node.name}_shift", f"{node.name}_scaled"
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(scale.astype(np.float32).reshape(shape), s_name),
+                numpy_helper.from_array(shift.astype(np.float32).reshape(shape), t_name),
+            ]
+        )
+        nodes += [
+            helper.make_node("Mul", [node.input[0], s_name], [mid], name=f"{node.name}_mul"),
+            helper.make_node("Add", [mid, t_name], [node.output[0]], name=f"{node.name}_add"),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return proto
+
+
+def _session(data: bytes):
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _run(session, x: np.ndarray) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
+
+
+def verify_float(data: bytes, model, calibration, normalization) -> float:
+    """Max |ONNX - Keras| over calibration images; VerificationError beyond the tolerance."""
+    x = normalization.apply(calibration.images[:CHECK_SAMPLES])
+    expected = np.asarray(model(x, training=False))
+    actual = _run(_session(data), x)
+    diff = float(np.abs(actual - expected).max())
+    if diff > CHECK_TOLERANCE * max(1.0, float(np.abs(expected).max())):
+        raise VerificationError(
+            f"the float ONNX model differs from the Keras model by up to {diff:.2e} on calibration images; "
+            "report this with the model file"
+        )
+    return diff
+
+
+def quantize_int8(
+    float_proto, calibration, normalization, quant_format: str = "qoperator", method: str = "minmax", activation_type: str | None = None
+):
+    """Static int8 quantization (per-channel int8 weights) calibrated on `calibration`.
+
+    `activation_type` ("uint8" or "int8") defaults to :data:`ACTIVATION_TYPES` of the format.
+    """
+    onnx = _require("onnx")
+    _require("sympy")  # quant_pre_process's symbolic shape inference needs it
+    quantization = _require("onnxruntime.quantization")
+    from ..quantize.onnx_reader import CalibrationReader
+
+    q = quantization
+    formats = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
+    methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}
+    types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
+    input_name = float_proto.graph.input[0].name
+    with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
+        q.quant_pre_process(float_proto, str(prepared))
+        q.quantize_static(
+            str(prepared),
+            str(quantized),
+            CalibrationReader(calibration, input_name, normalization),
+            quant_format=formats[quant_format],
+            per_channel=True,
+            reduce_range=False,
+            activation_type=types[activation_type or ACTIVATION_TYPES[quant_format]],
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=methods[method],
+        )
+        proto = onnx.load(str(quantized))
+    check(proto)
+    return proto
+
+
+def embed_metadata(proto, meta: ArtifactMetadata):
+    """Store the metadata JSON in ``metadata_props[METADATA_KEY]``, replacing an older entry."""
+    entries = {p.key: p.value for p in proto.metadata_props}
+    entries[METADATA_KEY] = meta.to_json()
+    del proto.metadata_props[:]
+    for key, value in entries.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto
+
+
+def write(proto, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
+    """Embed the metadata and write model + sidecar atomically. Input and output are float32."""
+    meta = meta.replace(
+        format="onnx", input_dtype="float32", output_dtype="float32", input_quantization=None, output_quantization=None
+    )
+    write_bytes(path, embed_metadata(proto, meta).SerializeToString())
+    write_sidecar(path, meta)
+    return meta
+
+
+def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -> list[tuple[Path, ArtifactMetadata]]:
+    written = []
+    float_proto = convert_float(model, meta.input_shape, dynamic_batch=options.dynamic_batch)
+    verify_float(float_proto.SerializeToString(), model, calibration, meta.normalization)
+    path = out_dir / f"model_fp32{SUFFIX}"
+    written.append((path, write(float_proto, path, meta.replace(precision="float32"))))
+    if options.int8:
+        proto = quantize_int8(float_proto, calibration, meta.normalization, options.onnx_format, options.calib_method)
+        path = out_dir / f"model_int8{SUFFIX}"
+        written.append((path, write(proto, path, meta.replace(precision="int8"))))
+    return written

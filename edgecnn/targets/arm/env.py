@@ -1,0 +1,527 @@
+"""The ARM emulation environment: qemu's user-mode emulators, Debian sysroots, ARM wheels.
+
+Everything lives in one cache folder (``$EDGECNN_ARM_CACHE``, else
+``~/.cache/edgecnn/arm``) and comes from Debian packages and PyPI wheels only:
+
+- ``qemu/``: ``qemu-aarch64`` and ``qemu-arm`` from bookworm-backports' ``qemu-user``
+  (10.x, statically linked; bookworm's 7.2 crashes in ai-edge-litert's CPU detection);
+- ``arm64/``, ``armhf/``: a ``sysroot/`` unpacked from Debian's ``python3.11`` and its
+  dependencies, and ``site/`` with the ARM wheels of the TFLite runtime; ``armhf/host-site/``
+  holds the x86-64 build of the same runtime for the host side of a comparison.
+
+Programs run as ``qemu-aarch64 -L SYSROOT -cpu CPU SYSROOT/usr/bin/python3.11 ...``: no
+chroot, no binfmt_misc, no root. Setting up is idempotent: a finished environment is
+described by ``ready.json`` and is reused until what it should contain changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+from ...errors import EdgecnnError
+from .apt import RELEASE, AptRoot, derive_sources, host_acquire_options, host_sources
+
+CACHE_ENV = "EDGECNN_ARM_CACHE"
+#: Bumped when the layout or the recipe of an environment changes: older caches rebuild.
+LAYOUT = 1
+PYTHON_VERSION = "3.11"
+QEMU_PACKAGE = "qemu-user"
+QEMU_SUITE = f"{RELEASE}-backports"
+#: tflite-runtime's last release; the only TFLite runtime with armv7l wheels. Needs numpy < 2.
+TFLITE_RUNTIME = "tflite-runtime==2.14.0"
+
+Log = Callable[[str], None]
+
+
+class SetupError(EdgecnnError):
+    """The emulation environment could not be built or is not there."""
+
+
+@dataclass(frozen=True)
+class ArchRecipe:
+    """What one Debian architecture's environment is made of."""
+
+    arch: str  # Debian architecture
+    machine: str  # what platform.machine() says on the device
+    qemu: str  # emulator binary
+    triplet: str
+    debs: tuple[str, ...]  # Debian packages of the sysroot (dependencies follow)
+    wheel_platform: str  # manylinux platform suffix of the wheels
+    #: Wheels of the runtime, None = ai-edge-litert of the host's version (and its dependencies).
+    wheels: Optional[tuple[str, ...]]
+    #: For the host side: the same runtime in an isolated folder, when the host's differs.
+    host_reference: Optional[tuple[str, ...]] = None
+    #: The interpreter module the runner must find.
+    runtime_module: str = "ai_edge_litert"
+
+
+ARCHES: dict[str, ArchRecipe] = {
+    "arm64": ArchRecipe(
+        arch="arm64",
+        machine="aarch64",
+        qemu="qemu-aarch64",
+        triplet="aarch64-linux-gnu",
+        debs=("python3.11", "libstdc++6"),
+        wheel_platform="aarch64",
+        wheels=None,
+    ),
+    "armhf": ArchRecipe(
+        arch="armhf",
+        machine="armv7l",
+        qemu="qemu-arm",
+        triplet="arm-linux-gnueabihf",
+        # PyPI has no armv7l numpy: Debian's (1.24) matches tflite-runtime's numpy < 2.
+        debs=("python3.11", "libstdc++6", "python3-numpy"),
+        wheel_platform="armv7l",
+        wheels=(TFLITE_RUNTIME, "flatbuffers"),
+        host_reference=(TFLITE_RUNTIME, "numpy<2", "flatbuffers"),
+        runtime_module="tflite_runtime",
+    ),
+}
+ALIASES = {"aarch64": "arm64", "armv7": "armhf", "armv7l": "armhf", "arm": "armhf"}
+
+
+def arch_recipe(name: str) -> ArchRecipe:
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in ARCHES:
+        raise SetupError(f"unknown ARM architecture {name!r}; choose from {', '.join(ARCHES)}")
+    return ARCHES[key]
+
+
+def cache_dir(override: Optional[os.PathLike] = None) -> Path:
+    """The cache folder: `override`, else ``$EDGECNN_ARM_CACHE``, else ``~/.cache/edgecnn/arm``."""
+    if override:
+        return Path(override).expanduser().absolute()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser().absolute()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser().absolute() / "edgecnn" / "arm"
+
+
+@dataclass(frozen=True)
+class ArmEnv:
+    """A finished environment for one architecture (read from its ``ready.json``)."""
+
+    arch: str
+    root: Path
+    qemu: Path
+    qemu_version: str
+    runtime: str  # "ai-edge-litert 2.3.0", "tflite-runtime 2.14.0"
+    host_runtime: Optional[str]  # runtime of host-site, when there is one
+    packages: tuple[str, ...]  # "name version" of every Debian package in the sysroot
+
+    @property
+    def recipe(self) -> ArchRecipe:
+        return ARCHES[self.arch]
+
+    @property
+    def sysroot(self) -> Path:
+        return self.root / "sysroot"
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def host_site(self) -> Optional[Path]:
+        return self.root / "host-site" if self.host_runtime else None
+
+    @property
+    def python(self) -> Path:
+        return self.sysroot / "usr" / "bin" / f"python{PYTHON_VERSION}"
+
+    def command(self, cpu: str, *args: str) -> list[str]:
+        """argv that runs the sysroot's Python under emulation of `cpu`."""
+        return [str(self.qemu), "-L", str(self.sysroot), "-cpu", cpu, str(self.python), "-s", *args]
+
+    def environ(self, pythonpath: Sequence[os.PathLike]) -> dict[str, str]:
+        """Environment for the emulated Python: nothing of the host's Python or loader leaks in."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PYTHON", "LD_", "QEMU_", "VIRTUAL_ENV", "CONDA"))
+        }
+        env.update(
+            PYTHONPATH=os.pathsep.join(str(p) for p in [*pythonpath, self.site]),
+            PYTHONNOUSERSITE="1",
+        )
+        return env
+
+    def to_dict(self) -> dict:
+        return {
+            "arch": self.arch,
+            "root": str(self.root),
+            "qemu": str(self.qemu),
+            "qemu_version": self.qemu_version,
+            "sysroot": str(self.sysroot),
+            "python": str(self.python),
+            "runtime": self.runtime,
+            "host_runtime": self.host_runtime,
+            "packages": len(self.packages),
+        }
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    env: ArmEnv
+    cached: bool
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {**self.env.to_dict(), "cached": self.cached, "seconds": round(self.seconds, 2), "warnings": list(self.warnings)}
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def host_litert_version() -> Optional[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError:
+        return None
+
+
+def _wheels(recipe: ArchRecipe) -> tuple[tuple[str, ...], bool]:
+    """(requirements, resolve dependencies) of the ARM side."""
+    if recipe.wheels is not None:
+        return recipe.wheels, False
+    version = host_litert_version()
+    # Same version as the host, so a difference is the architecture's and not the release's.
+    return (f"ai-edge-litert=={version}" if version else "ai-edge-litert",), True
+
+
+def _spec(recipe: ArchRecipe) -> dict:
+    wheels, deps = _wheels(recipe)
+    return {
+        "layout": LAYOUT,
+        "arch": recipe.arch,
+        "release": RELEASE,
+        "debs": list(recipe.debs),
+        "wheels": list(wheels),
+        "host_reference": list(recipe.host_reference or ()),
+        "host_python": f"cp{sys.version_info.major}{sys.version_info.minor}",
+    }
+
+
+def _run(argv: Sequence[str], what: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)
+    except FileNotFoundError:
+        raise SetupError(f"{what}: {argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise SetupError(f"{what} took longer than {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr + "\n" + proc.stdout).splitlines() if line.strip()]
+        errors = [line for line in lines if "error" in line.lower()]
+        raise SetupError(f"{what} failed: {(errors or lines or ['exit code ' + str(proc.returncode)])[-1].strip()}")
+    return proc
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    """One setup at a time per cache folder (parallel test workers, two shells)."""
+    import fcntl
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    from ...fileio import write_json
+
+    write_json(path, obj)
+
+
+def host_arch() -> str:
+    proc = _run(["dpkg", "--print-architecture"], "finding the host's Debian architecture", timeout=30)
+    return proc.stdout.strip()
+
+
+def _apt_root(cache: Path, name: str, arch: str, suites: Sequence[str]) -> AptRoot:
+    sources = derive_sources(host_sources(), suites=suites)
+    return AptRoot(cache / "apt" / name, arch, tuple(sources), tuple(host_acquire_options()))
+
+
+def deb_field(deb: Path, name: str) -> str:
+    return _run(["dpkg-deb", "--field", str(deb), name], f"reading {deb.name}", timeout=60).stdout.strip()
+
+
+def unpack_deb(deb: Path, dest: Path) -> None:
+    """``dpkg -x``: the package's files, no maintainer scripts."""
+    _run(["dpkg-deb", "--extract", str(deb), str(dest)], f"unpacking {deb.name}", timeout=300)
+
+
+def extract_from_deb(deb: Path, members: dict[str, Path]) -> None:
+    """Copy single files out of a .deb (``./usr/bin/x`` -> path) without unpacking the rest."""
+    wanted = dict(members)
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for member in tar:
+                dest = wanted.pop(member.name, None) or wanted.pop("./" + member.name.lstrip("./"), None)
+                if dest is None or not member.isfile():
+                    continue
+                source = tar.extractfile(member)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(dest, "wb") as out:
+                    shutil.copyfileobj(source, out)
+                dest.chmod(0o755)
+                if not wanted:
+                    break
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if wanted:
+        raise SetupError(f"{deb.name} has no {', '.join(sorted(wanted))}")
+
+
+def relativize_symlinks(root: Path) -> int:
+    """Point absolute symlinks inside `root` at `root`'s own files; returns how many changed.
+
+    Under ``qemu -L`` an absolute link would resolve on the host (``/etc/...``), not in
+    the sysroot.
+    """
+    changed = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            if not target.startswith("/"):
+                continue
+            os.unlink(path)
+            os.symlink(os.path.relpath(os.path.join(root, target.lstrip("/")), dirpath), path)
+            changed += 1
+    return changed
+
+
+#: Library alternatives that dpkg's maintainer scripts would register, best provider first.
+ALTERNATIVES = ("libblas.so.3", "liblapack.so.3")
+_PROVIDER_ORDER = ("openblas-pthread", "openblas", "blis-pthread", "blis-openmp", "atlas", "blas", "lapack")
+
+
+def make_alternative_links(sysroot: Path) -> list[Path]:
+    """Create ``/usr/lib/TRIPLET/libblas.so.3`` style links (update-alternatives' job); returns them."""
+    made = []
+    for libdir in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*")):
+        for name in ALTERNATIVES:
+            link = libdir / name
+            if link.exists() or link.is_symlink():
+                continue
+            found = sorted(
+                libdir.glob(f"*/{name}"),
+                key=lambda p: _PROVIDER_ORDER.index(p.parent.name) if p.parent.name in _PROVIDER_ORDER else 99,
+            )
+            if found:
+                link.symlink_to(found[0].relative_to(libdir))
+                made.append(link)
+    return made
+
+
+def _pip_install(target: Path, requirements: Sequence[str], platform: Optional[str], deps: bool, what: str) -> None:
+    argv = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--no-warn-script-location", "--target", str(target), "--only-binary=:all:",
+    ]
+    if platform:
+        # Older pips do not widen a manylinux tag to older glibc versions: list them.
+        argv += [a for m in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{m}_{platform}")]
+        argv += ["--platform", f"manylinux2014_{platform}", "--python-version", PYTHON_VERSION,
+                 "--implementation", "cp", "--abi", "cp" + PYTHON_VERSION.replace(".", "")]
+    if not deps:
+        argv.append("--no-deps")
+    _run([*argv, *requirements], what, timeout=900)
+
+
+def _dist_version(site: Path, name: str) -> str:
+    normalized = name.replace("-", "_").lower()
+    for info in site.glob("*.dist-info"):
+        dist, _, version = info.name[: -len(".dist-info")].partition("-")
+        if dist.lower() == normalized:
+            return version
+    raise SetupError(f"{name} is missing from {site}")
+
+
+def _requirement_name(requirement: str) -> str:
+    import re
+
+    return re.split(r"[<>=!~; \[]", requirement, 1)[0]
+
+
+def setup_qemu(cache: Path, log: Log = _quiet) -> tuple[Path, str, bool]:
+    """(folder with qemu-aarch64 and qemu-arm, version, cached)."""
+    folder = cache / "qemu"
+    ready = _read_json(folder / "ready.json")
+    binaries = [ARCHES[a].qemu for a in ARCHES]
+    if ready and ready.get("layout") == LAYOUT and all((folder / "bin" / b).is_file() for b in binaries):
+        return folder / "bin", ready["version"], True
+    arch = host_arch()
+    log(f"qemu: fetching {QEMU_PACKAGE} from {QEMU_SUITE} ({arch})")
+    apt = _apt_root(cache, f"host-{arch}", arch, ("-backports",))
+    apt.update()
+    debs = apt.download_only([f"{QEMU_PACKAGE}/{QEMU_SUITE}"])
+    if len(debs) != 1:
+        raise SetupError(f"expected one {QEMU_PACKAGE} package, apt downloaded {len(debs)}")
+    version = deb_field(debs[0], "Version")
+    shutil.rmtree(folder / "bin", ignore_errors=True)
+    extract_from_deb(debs[0], {f"./usr/bin/{b}": folder / "bin" / b for b in binaries})
+    debs[0].unlink()
+    _write_json(folder / "ready.json", {"layout": LAYOUT, "package": QEMU_PACKAGE, "version": version})
+    return folder / "bin", version, False
+
+
+def _smoke_test(env: ArmEnv) -> None:
+    """Import the runtime under emulation: a broken sysroot fails here, at setup."""
+    code = f"import numpy, flatbuffers, {env.recipe.runtime_module}.interpreter; print(numpy.__version__)"
+    cpu = "cortex-a72" if env.arch == "arm64" else "cortex-a7"
+    _run(env.command(cpu, "-c", code), f"starting Python with {env.runtime} under {env.qemu.name}",
+         timeout=600, env=env.environ([]))
+    if env.host_site:
+        host_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        host_env["PYTHONPATH"] = str(env.host_site)
+        _run([sys.executable, "-S", "-s", "-c", code], f"loading the host's {env.host_runtime}", timeout=300, env=host_env)
+
+
+def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, spec: dict, log: Log) -> tuple[ArmEnv, list[str]]:
+    warnings: list[str] = []
+    final = cache / recipe.arch
+    partial = cache / f"{recipe.arch}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+
+    apt = _apt_root(cache, recipe.arch, recipe.arch, ("", "-updates", "-security"))
+    log(f"{recipe.arch}: updating the package lists ({RELEASE})")
+    problems = apt.update()
+    # A list that failed (a mirror mid-sync) is survivable: the other suites still resolve.
+    warnings += [p[3:].strip() for p in problems if p.startswith("E: Failed to fetch")]
+    debs = apt.download(recipe.debs)
+    log(f"{recipe.arch}: unpacking {len(debs)} Debian packages")
+    sysroot = partial / "sysroot"
+    packages = []
+    for deb in debs:
+        unpack_deb(deb, sysroot)
+        packages.append(f"{deb_field(deb, 'Package')} {deb_field(deb, 'Version')}")
+    for deb in debs:
+        deb.unlink()
+    relativize_symlinks(sysroot)
+    make_alternative_links(sysroot)
+    if not (sysroot / "usr" / "bin" / f"python{PYTHON_VERSION}").is_file():
+        raise SetupError(f"the {recipe.arch} sysroot has no python{PYTHON_VERSION}")
+
+    wheels, deps = spec["wheels"], recipe.wheels is None
+    log(f"{recipe.arch}: installing {', '.join(wheels)} for {recipe.wheel_platform}")
+    _pip_install(partial / "site", wheels, recipe.wheel_platform, deps, f"downloading {' '.join(wheels)} for {recipe.wheel_platform}")
+    runtime_name = _requirement_name(wheels[0])
+    runtime = f"{runtime_name} {_dist_version(partial / 'site', runtime_name)}"
+
+    host_runtime = None
+    if recipe.host_reference:
+        log(f"{recipe.arch}: installing {', '.join(recipe.host_reference)} for the host side")
+        try:
+            _pip_install(partial / "host-site", recipe.host_reference, None, False, "installing the host's reference runtime")
+            host_runtime = f"{runtime_name} {_dist_version(partial / 'host-site', runtime_name)}"
+        except SetupError as exc:
+            # E.g. a host Python newer than the runtime's wheels: the host side then runs its own runtime.
+            shutil.rmtree(partial / "host-site", ignore_errors=True)
+            warnings.append(f"no {runtime_name} for the host's Python ({exc}); comparisons will use the host's runtime")
+
+    ready = {**spec, "qemu_version": qemu_version, "runtime": runtime, "host_runtime": host_runtime,
+             "packages": packages, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    env = ArmEnv(recipe.arch, partial, qemu_dir / recipe.qemu, qemu_version, runtime, host_runtime, tuple(packages))
+    log(f"{recipe.arch}: checking that {runtime} starts under {recipe.qemu}")
+    _smoke_test(env)
+    _write_json(partial / "ready.json", ready)
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    return load_env(recipe.arch, cache, check_host=False), warnings
+
+
+def setup(arch: str, cache: Optional[os.PathLike] = None, force: bool = False, log: Log = _quiet) -> SetupResult:
+    """Build (or reuse) the emulation environment of `arch` ("arm64" or "armhf")."""
+    recipe = arch_recipe(arch)
+    cache = cache_dir(cache)
+    started = time.perf_counter()
+    with _locked(cache):
+        qemu_dir, qemu_version, _ = setup_qemu(cache, log)
+        spec = _spec(recipe)
+        ready = _read_json(cache / recipe.arch / "ready.json")
+        if not force and ready and {k: ready.get(k) for k in spec} == spec and ready.get("qemu_version") == qemu_version:
+            try:
+                return SetupResult(load_env(recipe.arch, cache, check_host=False), True, time.perf_counter() - started)
+            except SetupError:
+                pass  # damaged: rebuild
+        env, warnings = _build(recipe, cache, qemu_dir, qemu_version, spec, log)
+    return SetupResult(env, False, time.perf_counter() - started, tuple(warnings))
+
+
+def load_env(arch: str, cache: Optional[os.PathLike] = None, check_host: bool = True) -> ArmEnv:
+    """The finished environment of `arch`; SetupError saying what to run when it is missing or stale."""
+    recipe = arch_recipe(arch)
+    cache = cache_dir(cache)
+    hint = f"run `edgecnn targets setup {recipe.arch}`"
+    root = cache / recipe.arch
+    ready = _read_json(root / "ready.json")
+    if not ready:
+        raise SetupError(f"the {recipe.arch} emulation environment is not set up in {cache}; {hint} (Debian packages and PyPI wheels, about a minute)")
+    if ready.get("layout") != LAYOUT:
+        raise SetupError(f"the {recipe.arch} emulation environment in {cache} is from an older edgecnn; {hint}")
+    qemu = cache / "qemu" / "bin" / recipe.qemu
+    env = ArmEnv(
+        recipe.arch, root, qemu, ready.get("qemu_version", "?"), ready["runtime"], ready.get("host_runtime"),
+        tuple(ready.get("packages", ())),
+    )
+    missing = [p for p in (qemu, env.python, env.site) if not p.exists()]
+    if missing:
+        raise SetupError(f"the {recipe.arch} emulation environment is incomplete ({missing[0]} is missing); {hint}")
+    if check_host:
+        if recipe.wheels is None:
+            host = host_litert_version()
+            arm = env.runtime.split()[-1]
+            if host and host != arm:
+                raise SetupError(
+                    f"the {recipe.arch} environment has ai-edge-litert {arm} but the host has {host}; {hint} "
+                    "so both sides run the same version"
+                )
+        if env.host_site and ready.get("host_python") != f"cp{sys.version_info.major}{sys.version_info.minor}":
+            env = ArmEnv(env.arch, env.root, env.qemu, env.qemu_version, env.runtime, None, env.packages)
+    return env
+
+
+def status(cache: Optional[os.PathLike] = None) -> dict[str, Optional[dict]]:
+    """arch -> its environment's description, or None when it is not set up."""
+    out: dict[str, Optional[dict]] = {}
+    for arch in ARCHES:
+        try:
+            out[arch] = load_env(arch, cache, check_host=False).to_dict()
+        except SetupError:
+            out[arch] = None
+    return out
