@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .app import emit_json, main, quiet_stdout
-from .options import json_option
+from .options import device_option, json_option
 
 
 def _thread_list(ctx, param, value):
@@ -26,13 +26,14 @@ def _thread_list(ctx, param, value):
 @click.option("--runs", default=100, show_default=True, type=click.IntRange(min=1), help="Minimum timed runs.")
 @click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0), help="Untimed runs first.")
 @click.option("--min-time", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Minimum seconds of timed runs.")
+@device_option
 @json_option
-def bench(artifacts, threads, runs, warmup, min_time, as_json):
+def bench(artifacts, threads, runs, warmup, min_time, device, as_json):
     """Latency (p50/p90/mean), size, parameters, MACs and peak memory of ARTIFACTS."""
     from ..evaluate.bench import BenchOptions, bench as run_bench, text_table
 
     with quiet_stdout(as_json):
-        report = run_bench(artifacts, BenchOptions(threads=threads, runs=runs, warmup=warmup, min_seconds=min_time))
+        report = run_bench(artifacts, BenchOptions(threads=threads, runs=runs, warmup=warmup, min_seconds=min_time, device=device))
     if as_json:
         emit_json(report)
     else:

@@ -20,6 +20,8 @@ class BenchOptions:
     runs: int = 100
     warmup: int = 10
     min_seconds: float = 1.0
+    #: "cpu", or an Edge TPU ("edgetpu", "edgetpu:usb:0") for a compiled model.
+    device: Optional[str] = None
 
     def __post_init__(self):
         if not self.threads or min(self.threads) < 1:
@@ -82,14 +84,14 @@ def bench_file(path: str | Path, options: BenchOptions = BenchOptions()) -> list
     stats = _stats(path)
     results = []
     for threads in options.threads:
-        model = runtime.load(path, num_threads=threads)
+        model = runtime.load(path, num_threads=threads, device=options.device)
         pixels = np.random.default_rng(0).integers(0, 256, size=model.input_shape, dtype=np.uint8)
         latency = measure(model.invoker(pixels), options.runs, options.warmup, options.min_seconds)
-        results.append(result_entry(path, model.metadata, model.backend, threads, latency, stats))
+        results.append(result_entry(path, model.metadata, model.backend, threads, latency, stats, options.device))
     return results
 
 
-def result_entry(path: Path, meta, backend: str, threads: int, latency: Latency, stats: dict) -> dict:
+def result_entry(path: Path, meta, backend: str, threads: int, latency: Latency, stats: dict, device: Optional[str] = None) -> dict:
     gmacs = stats["macs"] / (latency.p50 * 1e6) if stats.get("macs") else None
     return {
         "path": str(path),
@@ -97,6 +99,7 @@ def result_entry(path: Path, meta, backend: str, threads: int, latency: Latency,
         "precision": meta.precision,
         "backend": backend,
         "threads": threads,
+        "device": device or "cpu",
         "latency_ms": {"p50": latency.p50, "p90": latency.p90, "mean": latency.mean},
         "runs": latency.runs,
         "throughput_per_s": latency.throughput,

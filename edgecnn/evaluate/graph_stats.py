@@ -80,7 +80,11 @@ def tflite_stats(path_or_model) -> GraphStats:
         if i not in constant and not t.is_variable
     }
     ops = [([i for i in op.inputs if i >= 0], list(op.outputs)) for op in graph.operators]
-    arena = plan(lifetimes_from_graph(ops, graph.inputs, graph.outputs, sizes))
+    return _summary(layers, ops, graph.inputs, graph.outputs, sizes)
+
+
+def _summary(layers: list[LayerStats], ops, inputs, outputs, sizes: dict[int, int]) -> GraphStats:
+    arena = plan(lifetimes_from_graph(ops, inputs, outputs, sizes))
     return GraphStats(
         params=sum(l.params for l in layers),
         macs=sum(l.macs for l in layers),
@@ -133,19 +137,9 @@ def onnx_stats(path: str | Path) -> GraphStats:
             sizes[name] = prod(shapes[name]) * elem_bytes(vi)
     ids = {name: i for i, name in enumerate(sizes)}
     ops = [([ids[n] for n in node.input if n in ids], [ids[n] for n in node.output if n in ids]) for node in graph.node]
-    arena = plan(
-        lifetimes_from_graph(
-            ops, [ids[v.name] for v in graph.input if v.name in ids], [ids[v.name] for v in graph.output if v.name in ids],
-            {ids[n]: s for n, s in sizes.items()},
-        )
-    )
-    return GraphStats(
-        params=sum(l.params for l in layers),
-        macs=sum(l.macs for l in layers),
-        peak_memory_bytes=arena.peak_bytes,
-        live_memory_lower_bound=arena.live_lower_bound,
-        layers=tuple(layers),
-    )
+    inputs = [ids[v.name] for v in graph.input if v.name in ids]
+    outputs = [ids[v.name] for v in graph.output if v.name in ids]
+    return _summary(layers, ops, inputs, outputs, {ids[n]: s for n, s in sizes.items()})
 
 
 def graph_stats(path: str | Path) -> GraphStats:

@@ -78,5 +78,3 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
         path = out_dir / f"model_int8{SUFFIX}"
         written.append((path, write(data, path, meta.replace(precision="int8"))))
     return written
-
-

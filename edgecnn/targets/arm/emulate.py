@@ -69,7 +69,7 @@ def run_host(env: Optional[ArmEnv], runner: Path, model: Path, images: Path, out
         environ["PYTHONPATH"] = str(env.host_site)
         argv = [sys.executable, "-S", "-s", *args]
     else:
-        argv = [sys.executable, "-s", *args]
+        argv = [sys.executable, *args]
     return _run(argv, environ, "the host", out, timeout)
 
 

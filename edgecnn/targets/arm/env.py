@@ -195,17 +195,17 @@ def host_litert_version() -> Optional[str]:
         return None
 
 
-def _wheels(recipe: ArchRecipe) -> tuple[tuple[str, ...], bool]:
-    """(requirements, resolve dependencies) of the ARM side."""
+def _wheels(recipe: ArchRecipe) -> tuple[str, ...]:
+    """Requirements of the ARM side's runtime."""
     if recipe.wheels is not None:
-        return recipe.wheels, False
+        return recipe.wheels
     version = host_litert_version()
     # Same version as the host, so a difference is the architecture's and not the release's.
-    return (f"ai-edge-litert=={version}" if version else "ai-edge-litert",), True
+    return (f"ai-edge-litert=={version}" if version else "ai-edge-litert",)
 
 
 def _spec(recipe: ArchRecipe) -> dict:
-    wheels, deps = _wheels(recipe)
+    wheels = _wheels(recipe)
     return {
         "layout": LAYOUT,
         "arch": recipe.arch,
@@ -437,7 +437,7 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
     if not (sysroot / "usr" / "bin" / f"python{PYTHON_VERSION}").is_file():
         raise SetupError(f"the {recipe.arch} sysroot has no python{PYTHON_VERSION}")
 
-    wheels, deps = spec["wheels"], recipe.wheels is None
+    wheels, deps = spec["wheels"], recipe.wheels is None  # ai-edge-litert brings its own dependencies
     log(f"{recipe.arch}: installing {', '.join(wheels)} for {recipe.wheel_platform}")
     _pip_install(partial / "site", wheels, recipe.wheel_platform, deps, f"downloading {' '.join(wheels)} for {recipe.wheel_platform}")
     runtime_name = _requirement_name(wheels[0])
