@@ -161,10 +161,14 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders holding model.keras and model.json")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs-per-round", type=int, default=100)
-    parser.add_argument("--calib-method", default="minmax")
+    parser.add_argument("--calib-method", default=None, help="default: the export default")
     parser.add_argument("--no-graph-optimizations", action="store_true", help="time with ORT_DISABLE_ALL")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_formats"))
     args = parser.parse_args(argv)
+    if args.calib_method is None:
+        from edgecnn.export.options import DEFAULT_CALIB_METHOD
+
+        args.calib_method = DEFAULT_CALIB_METHOD
 
     import onnxruntime
 

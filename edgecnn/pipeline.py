@@ -9,7 +9,7 @@ from typing import Optional
 
 from . import __version__
 from .errors import ConfigError
-from .export.options import DEFAULT_ONNX_FORMAT
+from .export.options import DEFAULT_CALIB_METHOD, DEFAULT_ONNX_FORMAT
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class RunConfig:
     formats: tuple[str, ...] = ("tflite",)
     io: str = "uint8"
     calib_size: int = 300
-    calib_method: str = "minmax"
+    calib_method: str = DEFAULT_CALIB_METHOD
     onnx_format: str = DEFAULT_ONNX_FORMAT
     #: Largest accuracy drop (points) any artifact may show against the Keras model.
     max_drop: float = 1.0

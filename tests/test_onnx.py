@@ -79,7 +79,7 @@ def test_export_writes_float_and_int8_onnx(onnx_run):
     record = json.loads((out / "export.json").read_text())
     assert record["options"]["formats"] == ["onnx"]
     assert record["options"]["onnx_format"] == ExportOptions().onnx_format
-    assert record["options"]["calib_method"] == "minmax" and record["options"]["dynamic_batch"] is False
+    assert record["options"]["calib_method"] == "percentile" and record["options"]["dynamic_batch"] is False
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
@@ -115,9 +115,12 @@ def test_metadata_props_round_trip(onnx_run):
     # Embedding again replaces the entry instead of adding a second one.
     proto = onnx.load(str(out / "model_fp32.onnx"))
     meta = read_sidecar(out / "model_fp32.onnx").replace(labels=tuple("abcdefghij"))
-    keys = [p.key for p in onnx_export.embed_metadata(proto, meta).metadata_props]
+    embedded = onnx_export.embed_metadata(proto, meta)
+    keys = [p.key for p in embedded.metadata_props]
     assert keys.count(METADATA_KEY) == 1
-    assert ArtifactMetadata.from_json(proto.metadata_props[keys.index(METADATA_KEY)].value).labels == tuple("abcdefghij")
+    assert ArtifactMetadata.from_json(embedded.metadata_props[keys.index(METADATA_KEY)].value).labels == tuple("abcdefghij")
+    original = {p.key: p.value for p in proto.metadata_props}[METADATA_KEY]
+    assert ArtifactMetadata.from_json(original) == read_sidecar(out / "model_fp32.onnx")  # embedding made a copy
 
 
 def test_float_onnx_equals_the_keras_model(onnx_run, digits_small):
@@ -299,6 +302,9 @@ def test_runtime_predict_equals_onnxruntime(onnx_run, digits_small, name):
     np.testing.assert_array_equal(logits, ort_logits(path, Normalization().apply(images)))
     np.testing.assert_array_equal(model.predict(images[3]), logits[3:4])
 
+    run = model.invoker(images[3])  # what `edgecnn bench` times
+    np.testing.assert_array_equal(run()[0], logits[3:4])
+
     top = model.classify(images[3], top_k=3)
     assert [label for label, _ in top][0] == model.labels[int(logits[3].argmax())]
     scores = [s for _, s in top]
@@ -447,7 +453,7 @@ def test_cli_export_validate_predict_onnx(onnx_run, tmp_path, digits_small):
     dest = tmp_path / "cli"
     result = invoke(
         "export", out / "model.keras", "--format", "onnx", "--int8", "--onnx-format", "qdq", "--calib-method",
-        "percentile", "--dynamic-batch", "--calib-size", 100, "-o", dest, "--json",
+        "minmax", "--dynamic-batch", "--calib-size", 100, "-o", dest, "--json",
     )
     assert result.exit_code == 0, result.output
     written = json.loads(result.stdout)["artifacts"]
@@ -456,7 +462,7 @@ def test_cli_export_validate_predict_onnx(onnx_run, tmp_path, digits_small):
         ("model_int8.onnx", "onnx", "int8"),
     ]
     options = json.loads((dest / "export.json").read_text())["options"]
-    assert (options["onnx_format"], options["calib_method"], options["dynamic_batch"]) == ("qdq", "percentile", True)
+    assert (options["onnx_format"], options["calib_method"], options["dynamic_batch"]) == ("qdq", "minmax", True)
     assert "DequantizeLinear" in op_types(dest / "model_int8.onnx")
 
     result = invoke("validate", dest / "model_int8.onnx", "--reference", dest / "model_fp32.onnx", "--threads", 1, "--json")
@@ -499,6 +505,8 @@ def _check_onnx_floors(report: dict, out: Path, dataset) -> dict:
     assert drop <= 0.5 and agreement >= 0.98
     assert fp32["accuracy"] == pytest.approx((float_top1 == labels).mean())
     assert int8["accuracy"] == pytest.approx((int8_top1 == labels).mean())
+    print(f"\n{report['arch']} on {report['dataset']}: max |ONNX - Keras| {max_diff:.2e}, float {fp32['accuracy']:.4f}, "
+          f"int8 {int8['accuracy']:.4f}, drop {drop:+.2f} points, agreement {agreement:.4f}")
     return {"max_diff": max_diff, "float": fp32["accuracy"], "int8": int8["accuracy"], "drop": drop, "agreement": agreement}
 
 
@@ -521,10 +529,10 @@ def test_shapes_rgb_run_with_onnx_meets_the_floors(tmp_path):
 
     out = tmp_path / "shapes"
     result = invoke(
-        "run", "--data", "shapes", "--arch", "xception-micro", "--epochs", 15, "--format", "tflite,onnx", "--out", out, "--json"
+        "run", "--data", "shapes", "--arch", "xception-micro", "--epochs", 30, "--format", "tflite,onnx", "--out", out, "--json"
     )
     assert result.exit_code == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["input_shape"] == [64, 64, 3]
     measured = _check_onnx_floors(report, out, load_dataset("shapes"))
-    assert measured["float"] >= 0.9
+    assert measured["float"] >= 0.97

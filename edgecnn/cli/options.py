@@ -27,21 +27,26 @@ io_option = click.option(
 calib_size_option = click.option(
     "--calib-size", default=300, show_default=True, type=click.IntRange(min=1), help="Calibration images drawn from the training split."
 )
-calib_method_option = click.option(
-    "--calib-method",
-    type=click.Choice(["minmax", "entropy", "percentile"]),
-    default="minmax",
-    show_default=True,
-    help="How ONNX int8 activation ranges are chosen from the calibration images.",
-)
+
+
+def calib_method_option(f):
+    from ..export.options import CALIB_METHODS, DEFAULT_CALIB_METHOD
+
+    return click.option(
+        "--calib-method",
+        type=click.Choice(CALIB_METHODS),
+        default=DEFAULT_CALIB_METHOD,
+        show_default=True,
+        help="How ONNX int8 activation ranges are chosen from the calibration images.",
+    )(f)
 
 
 def onnx_format_option(f):
-    from ..export.options import DEFAULT_ONNX_FORMAT
+    from ..export.options import DEFAULT_ONNX_FORMAT, ONNX_FORMATS
 
     return click.option(
         "--onnx-format",
-        type=click.Choice(["qdq", "qoperator"]),
+        type=click.Choice(ONNX_FORMATS),
         default=DEFAULT_ONNX_FORMAT,
         show_default=True,
         help="ONNX int8 graph: quantized operators (qoperator) or QuantizeLinear/DequantizeLinear pairs (qdq).",

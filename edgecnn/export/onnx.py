@@ -11,6 +11,8 @@ metadata JSON is stored in ``metadata_props`` under ``edgecnn`` and beside the f
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 
@@ -19,9 +21,10 @@ import numpy as np
 from ..artifact import METADATA_KEY, ArtifactMetadata, write_sidecar
 from ..errors import MissingDependencyError, VerificationError
 from ..fileio import write_bytes
+from .options import DEFAULT_CALIB_METHOD, DEFAULT_ONNX_FORMAT
 
 SUFFIX = ".onnx"
-#: The lowest opset written; 17 is the first with LayerNormalization and is what ORT 1.14+ run.
+#: ONNX opset of the exported float model (the int8 model keeps it); 17 or newer is required.
 OPSET = 17
 INPUT_NAME = "image"
 #: Calibration images used to prove the float ONNX model equal to Keras.
@@ -29,8 +32,8 @@ CHECK_SAMPLES = 64
 #: Allowed max |ONNX - Keras| on logits, relative to max(1, max |logit|).
 CHECK_TOLERANCE = 1e-4
 
-#: Activation type per format, measured on x86 with VNNI (see README, "ONNX"): ORT's
-#: QLinearConv kernels want uint8 activations with int8 weights (U8S8).
+#: Activation type per format. On x86 (AVX-512 VNNI, one thread) int8 activations made QDQ
+#: models 0.5-1.0x the speed of float, uint8 activations 1.3-1.8x (benchmarks/onnx_formats.py).
 ACTIVATION_TYPES = {"qdq": "uint8", "qoperator": "uint8"}
 
 _INSTALL_HINT = 'install the ONNX toolchain: pip install "edgecnn[onnx]"'
@@ -161,7 +164,12 @@ def verify_float(data: bytes, model, calibration, normalization) -> float:
 
 
 def quantize_int8(
-    float_proto, calibration, normalization, quant_format: str = "qoperator", method: str = "minmax", activation_type: str | None = None
+    float_proto,
+    calibration,
+    normalization,
+    quant_format: str = DEFAULT_ONNX_FORMAT,
+    method: str = DEFAULT_CALIB_METHOD,
+    activation_type: str | None = None,
 ):
     """Static int8 quantization (per-channel int8 weights) calibrated on `calibration`.
 
@@ -169,10 +177,9 @@ def quantize_int8(
     """
     onnx = _require("onnx")
     _require("sympy")  # quant_pre_process's symbolic shape inference needs it
-    quantization = _require("onnxruntime.quantization")
+    q = _require("onnxruntime.quantization")
     from ..quantize.onnx_reader import CalibrationReader
 
-    q = quantization
     formats = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
     methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}
     types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
@@ -180,24 +187,26 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
         q.quant_pre_process(float_proto, str(prepared))
-        q.quantize_static(
-            str(prepared),
-            str(quantized),
-            CalibrationReader(calibration, input_name, normalization),
-            quant_format=formats[quant_format],
-            per_channel=True,
-            reduce_range=False,
-            activation_type=types[activation_type or ACTIVATION_TYPES[quant_format]],
-            weight_type=q.QuantType.QInt8,
-            calibrate_method=methods[method],
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+            q.quantize_static(
+                str(prepared),
+                str(quantized),
+                CalibrationReader(calibration, input_name, normalization),
+                quant_format=formats[quant_format],
+                per_channel=True,
+                reduce_range=False,
+                activation_type=types[activation_type or ACTIVATION_TYPES[quant_format]],
+                weight_type=q.QuantType.QInt8,
+                calibrate_method=methods[method],
+            )
         proto = onnx.load(str(quantized))
     check(proto)
     return proto
 
 
 def embed_metadata(proto, meta: ArtifactMetadata):
-    """Store the metadata JSON in ``metadata_props[METADATA_KEY]``, replacing an older entry."""
+    """A copy of `proto` with the metadata JSON in ``metadata_props[METADATA_KEY]`` (replacing an older entry)."""
+    proto = type(proto).FromString(proto.SerializeToString())
     entries = {p.key: p.value for p in proto.metadata_props}
     entries[METADATA_KEY] = meta.to_json()
     del proto.metadata_props[:]
@@ -207,8 +216,18 @@ def embed_metadata(proto, meta: ArtifactMetadata):
     return proto
 
 
+def _io_dtype(value_info) -> str:
+    from onnx import helper
+
+    return helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type).name
+
+
 def write(proto, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
-    """Embed the metadata and write model + sidecar atomically. Input and output are float32."""
+    """Embed the metadata and write model + sidecar atomically."""
+    dtypes = (_io_dtype(proto.graph.input[0]), _io_dtype(proto.graph.output[0]))
+    if dtypes != ("float32", "float32"):
+        # Integer I/O would need its scale and zero point in the metadata; the exporter writes float I/O.
+        raise VerificationError(f"the ONNX model has {dtypes[0]} input and {dtypes[1]} output; expected float32 for both")
     meta = meta.replace(
         format="onnx", input_dtype="float32", output_dtype="float32", input_quantization=None, output_quantization=None
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -135,6 +135,12 @@ class OnnxRuntimeModel(RuntimeModel):
         for what, dtype, q in (("input", meta.input_dtype, meta.input_quantization), ("output", meta.output_dtype, meta.output_quantization)):
             if dtype in ("uint8", "int8", "int16") and q is None:
                 raise ModelFileError(f"{path} has a {dtype} {what} but its metadata gives no quantization; {fix}")
+
+    def invoker(self, pixels) -> Callable[[], object]:
+        """One inference on `pixels` (one image), input already prepared: what a benchmark times."""
+        x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.metadata.input_quantization)
+        run, names, feed = self._session.run, [self._output.name], {self._input.name: x}
+        return lambda: run(names, feed)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """One session call on a prepared input batch; returns the raw output."""
