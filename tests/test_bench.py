@@ -112,3 +112,21 @@ def test_bench_errors_are_one_line(tmp_path):
     assert result.exit_code == 1 and result.stderr.startswith("Error: ") and "does not exist" in result.stderr
     result = CliRunner().invoke(main, ["bench", str(tmp_path / "x.tflite"), "--threads", "0"])
     assert result.exit_code == 1 and "--threads" in result.stderr
+
+
+@pytest.mark.parametrize("onnx_format", ["qoperator", "qdq"])
+def test_onnx_macs_match_tflite_in_every_format(trained_run, tmp_path, onnx_format):
+    import shutil
+
+    from edgecnn.evaluate.graph_stats import onnx_stats
+    from edgecnn.export import ExportOptions, export_model
+
+    for name in ("model.keras", "model.json"):
+        shutil.copy(trained_run / name, tmp_path / name)
+    options = ExportOptions(formats=("tflite", "onnx"), int8=True, calib_size=100, onnx_format=onnx_format)
+    export_model(tmp_path / "model.keras", tmp_path, options)
+    reference = tflite_stats(tmp_path / "model_fp32.tflite").macs
+    for name in ("model_fp32.onnx", "model_int8.onnx"):
+        stats = onnx_stats(tmp_path / name)
+        assert stats.macs == reference, name
+        assert stats.params > 0 and stats.peak_memory_bytes > 0

@@ -94,6 +94,39 @@ def _summary(layers: list[LayerStats], ops, inputs, outputs, sizes: dict[int, in
     )
 
 
+#: com.microsoft quantized ops that onnx's shape inference does not know: output shape from input 0.
+_SAME_SHAPE_OPS = ("QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid")
+
+
+def _infer_shapes(onnx, shape_inference, model):
+    """onnx shape inference, continued through the com.microsoft ops ONNX Runtime quantization emits."""
+    for _ in range(len(model.graph.node) + 1):
+        model = shape_inference.infer_shapes(model)
+        known = {vi.name: vi for vi in list(model.graph.value_info) + list(model.graph.input)}
+        added = 0
+        for node in model.graph.node:
+            if node.output[0] in known or node.input[0] not in known:
+                continue
+            source = known[node.input[0]].type.tensor_type
+            dims = [d.dim_value for d in source.shape.dim]
+            if node.op_type == "QGemm":  # inputs: A, a_scale, a_zp, B, ...
+                weights = next((i for i in model.graph.initializer if i.name == node.input[3]), None)
+                if weights is None:
+                    continue
+                transposed = any(a.name == "transB" and a.i for a in node.attribute)
+                dims = [dims[0], weights.dims[0] if transposed else weights.dims[1]]
+            elif node.op_type == "QLinearGlobalAveragePool":
+                channels_last = any(a.name == "channels_last" and a.i for a in node.attribute)
+                dims = [dims[0], 1, 1, dims[3]] if channels_last else [dims[0], dims[1], 1, 1]
+            elif node.op_type not in _SAME_SHAPE_OPS:
+                continue
+            model.graph.value_info.append(onnx.helper.make_tensor_value_info(node.output[0], source.elem_type, dims))
+            added += 1
+        if not added:
+            return model
+    return model
+
+
 def onnx_stats(path: str | Path) -> GraphStats:
     try:
         import onnx
@@ -101,11 +134,16 @@ def onnx_stats(path: str | Path) -> GraphStats:
     except ImportError:
         raise MissingDependencyError('counting ONNX MACs needs the onnx package: pip install "edgecnn[onnx]"') from None
     try:
-        model = shape_inference.infer_shapes(onnx.load(str(path)))
+        model = _infer_shapes(onnx, shape_inference, onnx.load(str(path)))
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
     graph = model.graph
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    # QDQ graphs feed weights through DequantizeLinear: look through it to the constant.
+    weight_of = dict(initializers)
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in initializers:
+            weight_of[node.output[0]] = initializers[node.input[0]]
 
     def dims(value_info):
         return tuple(d.dim_value if d.HasField("dim_value") else 1 for d in value_info.type.tensor_type.shape.dim)
@@ -120,13 +158,13 @@ def onnx_stats(path: str | Path) -> GraphStats:
         macs = 0
         op = node.op_type
         if op in ("Conv", "ConvInteger", "QLinearConv") and node.output[0] in shapes:
-            w = initializers.get(node.input[3 if op == "QLinearConv" else 1])
+            w = weight_of.get(node.input[3 if op == "QLinearConv" else 1])
             if w is not None:  # (O, I/groups, kH, kW)
                 macs = prod(shapes[node.output[0]]) * prod(w.shape[1:])
-        elif op in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul") and node.output[0] in shapes:
-            b = next((initializers[i] for i in node.input if i in initializers and initializers[i].ndim == 2), None)
+        elif op in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "QGemm") and node.output[0] in shapes:
+            b = next((weight_of[i] for i in node.input if i in weight_of and weight_of[i].ndim == 2), None)
             if b is not None:
-                transposed = op == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+                transposed = op in ("Gemm", "QGemm") and any(a.name == "transB" and a.i for a in node.attribute)
                 macs = prod(shapes[node.output[0]]) * (b.shape[1] if transposed else b.shape[0])
         weights = [i for i in node.input if i in initializers and i not in counted and initializers[i].ndim >= 1 and initializers[i].size > 1]
         counted.update(weights)
