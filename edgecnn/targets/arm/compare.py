@@ -85,6 +85,25 @@ class TargetValidation:
     seconds: float = 0.0
     max_drop: Optional[float] = None
 
+    @classmethod
+    def from_runs(cls, target: str, emulated: bool, artifact, result, target_run, host_run, **fields) -> "TargetValidation":
+        """Combine a :func:`compare` `result` with the target's and the host's runner reports."""
+        return cls(
+            target=target,
+            emulated=emulated,
+            artifact=str(artifact),
+            samples=result.samples,
+            accuracy=result.accuracy,
+            host_accuracy=result.host_accuracy,
+            agreement=result.agreement,
+            max_abs_diff_lsb=result.max_abs_diff_lsb,
+            max_abs_diff=result.max_abs_diff,
+            differing_outputs=result.differing_outputs,
+            runtime=target_run.backend,
+            host_runtime=host_run.backend,
+            **fields,
+        )
+
     @property
     def same_runtime(self) -> bool:
         return self.runtime == self.host_runtime

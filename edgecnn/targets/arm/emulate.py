@@ -107,19 +107,8 @@ def validate_emulated(
     notes = [f"emulated {target.cpu} with qemu {env.qemu_version}; timings under emulation are not latency"]
     if device.backend != host.backend:
         notes.append(f"the host ran {host.backend}, the target {device.backend}: differences may come from the runtimes")
-    return TargetValidation(
-        target=target.name,
-        emulated=True,
-        artifact=str(path),
-        samples=result.samples,
-        accuracy=result.accuracy,
-        host_accuracy=result.host_accuracy,
-        agreement=result.agreement,
-        max_abs_diff_lsb=result.max_abs_diff_lsb,
-        max_abs_diff=result.max_abs_diff,
-        differing_outputs=result.differing_outputs,
-        runtime=device.backend,
-        host_runtime=host.backend,
+    return TargetValidation.from_runs(
+        target.name, True, path, result, device, host,
         threads=threads,
         device={"board": target.board, "cpu": target.cpu, "arch": target.arch,
                 "machine": device.device.get("machine"), "python": device.device.get("python"),

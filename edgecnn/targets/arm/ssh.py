@@ -272,19 +272,8 @@ def validate_remote(
     info = dict(device.device)
     info.update(host=target.label, python_path=python, numpy=device.raw.get("numpy"),
                 runtimes={k: v for k, v in board["runtimes"].items() if v})
-    return TargetValidation(
-        target=target.label,
-        emulated=False,
-        artifact=str(path),
-        samples=result.samples,
-        accuracy=result.accuracy,
-        host_accuracy=result.host_accuracy,
-        agreement=result.agreement,
-        max_abs_diff_lsb=result.max_abs_diff_lsb,
-        max_abs_diff=result.max_abs_diff,
-        differing_outputs=result.differing_outputs,
-        runtime=device.backend,
-        host_runtime=host.backend,
+    return TargetValidation.from_runs(
+        target.label, False, path, result, device, host,
         threads=threads,
         device=info,
         latency_ms=device.latency_ms,
