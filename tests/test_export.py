@@ -149,3 +149,18 @@ def test_bad_inputs(tmp_path, trained_run):
         ExportOptions(io="int4")
     with pytest.raises(ConfigError, match="unknown export format"):
         export_model(trained_run / "model.keras", tmp_path, ExportOptions(formats=("coreml",)))
+
+
+def test_the_shipped_calibration_samples_are_stratified_training_images():
+    from pathlib import Path
+
+    from edgecnn.data import load_dataset
+
+    folder = Path(__file__).resolve().parents[1] / "calibration"
+    calib = from_path(folder / "digits_32x32x1_100.npy", (32, 32, 1))
+    assert len(calib) == 100 and calib.images.dtype == np.uint8
+    digits = load_dataset("digits", image_size=32, seed=0)
+    train = {img.tobytes(): label for img, label in zip(digits.train.images, digits.train.labels)}
+    labels = [train[img.tobytes()] for img in calib.images]  # KeyError if an image is not from the training split
+    assert np.bincount(labels, minlength=10).tolist() == [10] * 10
+    assert len(from_path(folder / "shapes_64x64x3_120.npy", (64, 64, 3))) == 120
