@@ -27,6 +27,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp.unlink()
 
 
+def read_model_bytes(path: str | os.PathLike) -> bytes:
+    """A model file's bytes, with a one-line ModelFileError when it cannot be read."""
+    from .errors import ModelFileError
+
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} does not exist; check the model path") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

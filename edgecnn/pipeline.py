@@ -60,8 +60,12 @@ def run(config: RunConfig = RunConfig()) -> dict:
     ref_top1 = top1(reference.predict(images))
     paths = [trained.model_path] + ([exported.folded_path] if exported.folded_path else [])
     paths += [a.path for a in exported.artifacts]
+    # The trained model is the reference: reuse its loaded predictor instead of loading it again.
     validations = [
-        validate(path, images, labels, reference=trained.model_path, reference_predictions=ref_top1, max_drop=config.max_drop)
+        validate(
+            reference if path == trained.model_path else path, images, labels,
+            reference=trained.model_path, reference_predictions=ref_top1, max_drop=config.max_drop,
+        )
         for path in paths
     ]
     artifacts = [v.to_dict() for v in validations]

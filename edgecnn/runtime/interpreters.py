@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..errors import ConfigError, MissingDependencyError, ModelFileError
+from ..fileio import read_model_bytes
 from .tflite_file import read_tflite
 
 INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
@@ -99,12 +100,7 @@ def load_interpreter(
         data, label = bytes(model), None
     else:
         label = Path(model)
-        try:
-            data = label.read_bytes()
-        except FileNotFoundError:
-            raise ModelFileError(f"{label} does not exist; check the model path") from None
-        except OSError as exc:
-            raise ModelFileError(f"cannot read {label} ({exc.strerror or exc}); check the path and its permissions") from None
+        data = read_model_bytes(label)
     if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
         raise ConfigError(f"num_threads must be a positive integer, got {num_threads!r}")
     read_tflite(data, label)  # validates the whole flatbuffer before the C++ runtime sees it

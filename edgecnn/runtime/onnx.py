@@ -15,6 +15,7 @@ import numpy as np
 
 from ..artifact import METADATA_KEY, sidecar_path
 from ..errors import ConfigError, MissingDependencyError, ModelFileError
+from ..fileio import read_model_bytes
 from .model import RuntimeModel, resolve_metadata
 from .preprocess import dequantize, prepare_input
 
@@ -57,12 +58,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path} does not exist; check the model path") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
+    data = read_model_bytes(path)
     if not data:
         raise ModelFileError(f"{path} is not an ONNX model (it is empty); export the model again")
     hint = next((text for matches, text in _FOREIGN if matches(data)), None)

@@ -17,6 +17,7 @@ from flatbuffers import encode, number_types as N, util
 from flatbuffers.table import Table
 
 from ..errors import ModelFileError
+from ..fileio import read_model_bytes
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -364,13 +365,7 @@ def read_tflite(data: bytes, path=None) -> TFLiteModel:
 
 def load_tflite(path) -> TFLiteModel:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path} does not exist; check the model path") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
-    return read_tflite(data, path)
+    return read_tflite(read_model_bytes(path), path)
 
 
 def read_metadata(data: bytes, name: str, path=None) -> Optional[bytes]:
