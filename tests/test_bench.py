@@ -75,14 +75,14 @@ def test_xception_small_macs_match_a_hand_count():
     stats = tflite_stats(read_tflite(convert_float(fold_batchnorm(model).model, (96, 96, 3))))
     hand = _hand_count_macs(model)
     assert abs(stats.macs - hand) <= 0.01 * hand
-    assert 70e6 < stats.macs < 80e6
+    assert 80e6 < stats.macs < 95e6
     assert abs(stats.params - fold_batchnorm(model).params_after) <= 0.01 * stats.params
     by_op = {}
     for layer in stats.layers:
         by_op[layer.op] = by_op.get(layer.op, 0) + layer.macs
     assert by_op["ADD"] == 0 and by_op["DEPTHWISE_CONV_2D"] > 0 and by_op["CONV_2D"] > by_op["DEPTHWISE_CONV_2D"]
-    # The largest activation (48x48x64 float) must fit, twice for a residual; the arena is far below the sum.
-    assert 2 * 48 * 48 * 64 * 4 <= stats.peak_memory_bytes < sum(1 for _ in stats.layers) * 48 * 48 * 64 * 4
+    # The largest activation (48x48x32 float) must fit, twice for a residual; the arena is far below the sum.
+    assert 2 * 48 * 48 * 32 * 4 <= stats.peak_memory_bytes < sum(1 for _ in stats.layers) * 48 * 48 * 32 * 4
 
 
 def test_int8_arena_is_a_quarter_of_float(exported_run):

@@ -12,7 +12,7 @@ from edgecnn.nets import Recipe, create_model, get_recipe, list_models, make_div
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Approximate parameter counts at each recipe's default input (10 classes; 2 for mini-xception).
 EXPECTED_PARAMS = {
-    "xception-pico": (4_000, 12_000),
+    "xception-pico": (15_000, 30_000),
     "xception-nano": (150_000, 300_000),
     "xception-micro": (300_000, 500_000),
     "xception-small": (800_000, 950_000),
@@ -52,7 +52,13 @@ def test_architecture_follows_the_xception_pattern(name):
         if isinstance(layer, (layers.Conv2D, layers.SeparableConv2D, layers.Dense)):
             assert layer.get_config().get("filters", layer.get_config().get("units")) % 8 == 0 or layer.name == "logits"
     recipe = get_recipe(name)
-    assert "block1_sepconv1_bn" in by_name and "block1_residual" in by_name
+    for block in range(1, len(recipe.entry) + 1):
+        kind = "conv" if block <= recipe.fused_entry else "sepconv"
+        layer = by_name[f"block{block}_{kind}1"]
+        assert type(layer) is (layers.Conv2D if kind == "conv" else layers.SeparableConv2D), layer.name
+        assert f"block{block}_{kind}1_bn" in by_name and f"block{block}_{kind}2_bn" in by_name
+    assert type(by_name["exit_sepconv"]) is layers.SeparableConv2D
+    assert "block1_residual" in by_name
     assert by_name["block1_residual"].strides == (2, 2)
     assert by_name["block1_pool"].pool_size == (3, 3)
     assert sum(isinstance(l, layers.Add) for l in model.layers) == len(recipe.entry) + recipe.middle_repeats
@@ -77,6 +83,7 @@ def test_width_and_overrides():
         (lambda: create_model("xception-nano", width=-1), "width"),
         (lambda: create_model("xception-nano", depth=3), "unknown recipe override"),
         (lambda: create_model("xception-nano", entry=[30, 64]), "multiples of 8"),
+        (lambda: create_model("xception-nano", fused_entry=3), "fused_entry must be between 0 and the 2"),
     ],
 )
 def test_bad_arguments_quote_the_value(call, message):
@@ -87,7 +94,7 @@ def test_bad_arguments_quote_the_value(call, message):
 def test_register_a_recipe_file(tmp_path):
     data = json.loads((MODELS_DIR / "xception-pico.json").read_text())
     data["name"] = "xception-test-custom"
-    data["entry"] = [16]
+    data["entry"], data["fused_entry"] = [16], 1
     path = tmp_path / "custom.json"
     path.write_text(json.dumps(data))
     recipe = register_model(path)

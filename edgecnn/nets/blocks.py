@@ -10,6 +10,10 @@ ReLU then fuses into the op before it (a Conv or the Add). In the original order
 block starts with a ReLU whose input also feeds the residual, so it cannot fuse; as an
 int8 TFLite op it requantizes and runs outside XNNPACK: 0.19 ms for 24x24x128 against
 0.003 ms in float, which made int8 models slower than float.
+
+A recipe's first ``fused_entry`` entry blocks use full 3x3 convolutions ("fused" blocks,
+as in EfficientNet-EdgeTPU): at high resolution and few channels the int8 depthwise
+kernels are slower than float ones, while full convs run on the int8 GEMM kernels.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ def build(recipe: Recipe, input_shape: tuple[int, int, int], num_classes: int):
     def bn(x, name):
         return layers.BatchNormalization(momentum=recipe.bn_momentum, epsilon=recipe.bn_epsilon, name=name)(x)
 
-    def sepconv_bn(x, filters, name, relu_first: bool):
+    def conv_bn(x, filters, name, relu_first: bool, separable: bool = True):
         if relu_first:
             x = layers.Activation("relu", name=f"{name}_act")(x)
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+        conv = layers.SeparableConv2D if separable else layers.Conv2D
+        x = conv(filters, 3, padding="same", use_bias=False, name=name)(x)
         return bn(x, f"{name}_bn")
 
-    def convs(x, filters, block, count):
+    def convs(x, filters, block, count, fused=False):
+        kind = "conv" if fused else "sepconv"
         for j in range(1, count + 1):
-            x = sepconv_bn(x, filters, f"block{block}_sepconv{j}", relu_first=j > 1)
+            x = conv_bn(x, filters, f"block{block}_{kind}{j}", relu_first=j > 1, separable=not fused)
         return x
 
     def add_relu(x, residual, block):
@@ -54,7 +60,7 @@ def build(recipe: Recipe, input_shape: tuple[int, int, int], num_classes: int):
         block += 1
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"block{block}_residual")(x)
         residual = bn(residual, f"block{block}_residual_bn")
-        x = convs(x, filters, block, 2)
+        x = convs(x, filters, block, 2, fused=block <= recipe.fused_entry)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"block{block}_pool")(x)
         x = add_relu(x, residual, block)
 

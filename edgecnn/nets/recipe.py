@@ -37,6 +37,12 @@ class Recipe:
     stem: tuple[ConvSpec, ...]
     #: Filters of each downsampling block: [ReLU → SepConv → BN] × 2, max-pool, projected residual.
     entry: tuple[int, ...]
+    #: Leading entry blocks built with full 3x3 convolutions instead of separable ones.
+    #: Early blocks are high-resolution and narrow, where depthwise kernels leave int8 SIMD
+    #: lanes idle (ONNX Runtime's int8 depthwise is 1.5-2.3x slower than its float one at
+    #: 16-64 channels); a full conv runs on the GEMM kernels ("fused" blocks, as in
+    #: EfficientNet-EdgeTPU and EfficientNetV2).
+    fused_entry: int = 0
     #: Identity-residual blocks at the last entry width.
     middle_repeats: int = 0
     #: SeparableConv2D convs per middle block.
@@ -81,6 +87,7 @@ class Recipe:
                 default_input_shape=tuple(int(x) for x in data["default_input_shape"]),
                 stem=tuple(_conv(c) for c in data["stem"]),
                 entry=tuple(int(f) for f in data["entry"]),
+                fused_entry=int(data.get("fused_entry", 0)),
                 middle_repeats=int(data.get("middle_repeats", 0)),
                 middle_convs=int(data.get("middle_convs", 2)),
                 exit_filters=int(data["exit_filters"]),
@@ -113,6 +120,11 @@ def _validated(recipe: Recipe) -> Recipe:
         raise ConfigError(f"recipe {recipe.name!r}: channel counts must be positive multiples of 8, got {bad}")
     if not recipe.stem or not recipe.entry:
         raise ConfigError(f"recipe {recipe.name!r} needs at least one stem conv and one entry block")
+    if not 0 <= recipe.fused_entry <= len(recipe.entry):
+        raise ConfigError(
+            f"recipe {recipe.name!r}: fused_entry must be between 0 and the {len(recipe.entry)} entry blocks, "
+            f"got {recipe.fused_entry}"
+        )
     if not 0.0 <= recipe.dropout < 1.0:
         raise ConfigError(f"recipe {recipe.name!r}: dropout must be in [0, 1), got {recipe.dropout}")
     if not 0.0 < recipe.bn_momentum < 1.0:
