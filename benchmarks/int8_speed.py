@@ -1,6 +1,8 @@
 """Is int8 faster than float? Every registered model, TFLite and ONNX Runtime, one thread.
 
 Each model is built at its recipe's default input (and xception-small at 96x96x3),
+together with the ablation recipes in benchmarks/recipes/ (the all-separable designs the
+fused entry blocks replaced),
 folded and exported with edgecnn's default settings, calibrated on the synthetic
 shapes data set, then timed float against int8 in the same run. Latency does not
 depend on the weights' values, so the models are not trained.
@@ -25,26 +27,39 @@ from edgecnn.artifact import ArtifactMetadata, write_sidecar  # noqa: E402
 from edgecnn.data import load_dataset  # noqa: E402
 from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info  # noqa: E402
 from edgecnn.export import FORMATS, ExportOptions, export_model  # noqa: E402
-from edgecnn.nets import create_model, get_recipe, list_models  # noqa: E402
+from edgecnn.nets import create_model, get_recipe, list_models, register_model  # noqa: E402
+
+ABLATIONS = sorted((ROOT / "benchmarks" / "recipes").glob("*.json"))
 
 
 def cases(models):
-    for name in models:
-        yield name, tuple(get_recipe(name).default_input_shape)
-    if "xception-small" in models:
-        yield "xception-small", (96, 96, 3)
+    """Each model at its default input, plus xception-small at 96x96x3 (the issue's yardstick)."""
+    pairs = [(name, tuple(get_recipe(name).default_input_shape)) for name in models]
+    if "xception-small" in models and ("xception-small", (96, 96, 3)) not in pairs:
+        pairs.append(("xception-small", (96, 96, 3)))
+    return pairs
 
 
-def export_untrained(name, shape, workdir: Path, formats) -> list[Path]:
-    dataset = load_dataset("shapes", image_size=shape[:2], channels=shape[2], samples_per_class=60)
-    model = create_model(name, shape, dataset.num_classes)
-    folder = workdir / f"{name}_{'x'.join(map(str, shape))}"
+def shapes_like(shape):
+    """Calibration (and label) data for an untrained model: synthetic shapes of that shape."""
+    return load_dataset("shapes", image_size=shape[:2], channels=shape[2], samples_per_class=60)
+
+
+def export_keras(model, dataset, folder: Path, formats, name: str) -> list[Path]:
+    """Fold and export a Keras model with edgecnn's defaults, calibrated on `dataset`."""
     folder.mkdir()
     model.save(folder / "model.keras")
+    shape = tuple(model.input_shape[1:])
     meta = ArtifactMetadata(format="keras", precision="float32", labels=dataset.labels, input_shape=shape, arch=name, dataset="shapes")
     write_sidecar(folder / "model.keras", meta)
     result = export_model(folder / "model.keras", folder, ExportOptions(formats=formats, int8=True, calib_size=300))
     return [a.path for a in result.artifacts]
+
+
+def export_untrained(name, shape, workdir: Path, formats) -> list[Path]:
+    dataset = shapes_like(shape)
+    model = create_model(name, shape, dataset.num_classes)
+    return export_keras(model, dataset, workdir / f"{name}_{'x'.join(map(str, shape))}", formats, name)
 
 
 def main():
@@ -53,12 +68,16 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-time", type=float, default=2.0)
     parser.add_argument("--models", default=",".join(list_models()))
+    parser.add_argument("--no-ablations", action="store_true", help="skip the recipes in benchmarks/recipes/")
     args = parser.parse_args()
+    models = args.models.split(",")
+    if not args.no_ablations:
+        models += [register_model(path).name for path in ABLATIONS]
     formats = tuple(f for f in ("tflite", "onnx") if f in FORMATS)
     options = BenchOptions(threads=(args.threads,), runs=200, warmup=20, min_seconds=args.min_time)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, shape in cases(args.models.split(",")):
+        for name, shape in cases(models):
             paths = export_untrained(name, shape, Path(tmp), formats)
             results = {(r["format"], r["precision"]): r for p in paths for r in bench_file(p, options)}
             for fmt in formats:

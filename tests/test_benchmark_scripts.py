@@ -1,0 +1,81 @@
+"""The scripts under benchmarks/ run end to end and write consistent JSON and markdown.
+
+They time nothing here that a test asserts on: speed claims come from their published runs.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str, *args, tmp_path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), "--out", str(tmp_path), *map(str, args)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.mark.slow
+def test_int8_speed_writes_one_row_per_model_and_format(tmp_path):
+    _script("int8_speed.py", "--models", "xception-pico", "--no-ablations", "--min-time", 0.05, tmp_path=tmp_path)
+    report = json.loads((tmp_path / "int8_speed.json").read_text())
+    rows = report["rows"]
+    assert {(r["model"], r["format"]) for r in rows} == {("xception-pico", "tflite"), ("xception-pico", "onnx")}
+    for r in rows:
+        assert r["input_shape"] == [32, 32, 1] and r["macs"] > 0
+        assert r["speedup"] == pytest.approx(r["fp32_p50_ms"] / r["int8_p50_ms"])
+        assert r["int8_size_bytes"] < r["fp32_size_bytes"]
+    assert "| xception-pico | 32x32x1 | tflite |" in (tmp_path / "int8_speed.md").read_text()
+
+
+@pytest.mark.slow
+def test_layer_int8_covers_every_layer_kind(tmp_path):
+    _script("layer_int8.py", "--channels", 16, "--sizes", 16, "--chain", 2, "--min-time", 0.05, tmp_path=tmp_path)
+    rows = json.loads((tmp_path / "layer_int8.json").read_text())["rows"]
+    kinds = {"depthwise 3x3", "conv 3x3", "conv 1x1"}
+    assert {(r["layer"], r["format"]) for r in rows} == {(k, f) for k in kinds for f in ("tflite", "onnx")}
+    assert all(r["channels"] == 16 and r["size"] == 16 for r in rows)
+
+
+def test_suite_summary_compares_against_the_baseline():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from suite import markdown, summarise
+
+    def artifact(fmt, precision, accuracy, p50):
+        return {"format": fmt, "precision": precision, "accuracy": accuracy, "latency_ms": {"p50": p50},
+                "name": f"model_{precision}.{fmt}", "macs": 1000}
+
+    def entry(name, acc, keras_ms, fp32_ms, int8_ms):
+        return {"model": name, "params": 10, "artifacts": [
+            artifact("keras", "float32", acc, keras_ms),
+            artifact("tflite", "float32", acc, fp32_ms), artifact("tflite", "int8", acc - 0.01, int8_ms),
+        ]}
+
+    results = [
+        entry("fast-and-good", 0.90, 5.0, 0.2, 0.1),
+        entry("good-but-slow", 0.95, 5.0, 0.8, 0.4),
+        entry("mobilenetv2-0.35", 0.50, 4.0, 0.15, 0.12),
+    ]
+    summary = summarise(results)
+    by_model = {r["model"]: r for r in summary["rows"]}
+    assert summary["mobilenetv2_accuracy"] == 0.50 and summary["mobilenetv2_best_p50_ms"] == 0.12
+    assert by_model["fast-and-good"]["beats_mobilenetv2"] and not by_model["good-but-slow"]["beats_mobilenetv2"]
+    assert by_model["fast-and-good"]["int8_over_keras"] == pytest.approx(50.0)
+    assert by_model["good-but-slow"]["tflite_int8_speedup"] == pytest.approx(2.0)
+    table = markdown({"summary": summary, "host": {"cpu": "test CPU", "runtimes": {}}, "input": "8x8x3", "epochs": 1, "threads": 1})
+    assert "| fast-and-good |" in table and "| yes |" in table and "| no |" in table
+
+
+def test_int8_speed_times_each_model_and_input_once():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from int8_speed import cases
+
+    assert cases(["xception-small"]) == [("xception-small", (96, 96, 3))]
+    assert cases(["xception-pico", "xception-small"])[0] == ("xception-pico", (32, 32, 1))
