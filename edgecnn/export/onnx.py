@@ -33,7 +33,7 @@ CHECK_SAMPLES = 64
 CHECK_TOLERANCE = 1e-4
 
 #: Activation type per format. On x86 (AVX-512 VNNI, one thread) int8 activations made QDQ
-#: models 0.5-1.0x the speed of float, uint8 activations 1.3-1.8x (benchmarks/onnx_formats.py).
+#: models 0.55-1.0x the speed of float, uint8 activations 1.3-2.25x (benchmarks/onnx_formats.py).
 ACTIVATION_TYPES = {"qdq": "uint8", "qoperator": "uint8"}
 
 _INSTALL_HINT = 'install the ONNX toolchain: pip install "edgecnn[onnx]"'
