@@ -25,10 +25,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from int8_speed import export_keras, shapes_like  # noqa: E402
 
-from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info  # noqa: E402
+from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info, runtime_versions  # noqa: E402
 from edgecnn.export import FORMATS  # noqa: E402
 
-KINDS = ("depthwise 3x3", "conv 3x3", "conv 1x1")
+#: Layer kind -> (depthwise?, kernel size).
+KINDS = {"depthwise 3x3": (True, 3), "conv 3x3": (False, 3), "conv 1x1": (False, 1)}
 
 
 def chain_model(kind: str | None, channels: int, size: int, length: int, num_classes: int):
@@ -38,11 +39,12 @@ def chain_model(kind: str | None, channels: int, size: int, length: int, num_cla
     layers = k.layers
     inputs = k.Input((size, size, 3), name="image")
     x = layers.Conv2D(channels, 3, padding="same", activation="relu", name="stem")(inputs)
-    for i in range(length if kind else 0):
-        if kind == "depthwise 3x3":
-            x = layers.DepthwiseConv2D(3, padding="same", activation="relu", name=f"layer{i}")(x)
+    for i in range(length):
+        depthwise, kernel = KINDS[kind]
+        if depthwise:
+            x = layers.DepthwiseConv2D(kernel, padding="same", activation="relu", name=f"layer{i}")(x)
         else:
-            x = layers.Conv2D(channels, int(kind[-1]), padding="same", activation="relu", name=f"layer{i}")(x)
+            x = layers.Conv2D(channels, kernel, padding="same", activation="relu", name=f"layer{i}")(x)
     x = layers.GlobalAveragePooling2D()(x)
     return k.Model(inputs, layers.Dense(num_classes, name="logits")(x))
 
@@ -60,7 +62,7 @@ def main():
     parser.add_argument("--sizes", default="48,24")
     parser.add_argument("--min-time", type=float, default=1.0)
     args = parser.parse_args()
-    formats = tuple(f for f in ("tflite", "onnx") if f in FORMATS)
+    formats = tuple(FORMATS)
     options = BenchOptions(threads=(1,), runs=200, warmup=20, min_seconds=args.min_time)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,9 +71,9 @@ def main():
             for channels in map(int, args.channels.split(",")):
                 base = p50s(chain_model(None, channels, size, 0, dataset.num_classes), dataset,
                             Path(tmp) / f"stem_{size}_{channels}", formats, options)
-                for kind in KINDS:
+                for i, kind in enumerate(KINDS):
                     model = chain_model(kind, channels, size, args.chain, dataset.num_classes)
-                    full = p50s(model, dataset, Path(tmp) / f"{kind[:4]}{kind[-3]}_{size}_{channels}", formats, options)
+                    full = p50s(model, dataset, Path(tmp) / f"kind{i}_{size}_{channels}", formats, options)
                     for fmt in formats:
                         fp32 = (full[(fmt, "float32")] - base[(fmt, "float32")]) / args.chain * 1e3
                         int8 = (full[(fmt, "int8")] - base[(fmt, "int8")]) / args.chain * 1e3
@@ -84,7 +86,7 @@ def main():
     lines = [
         "# Per-layer cost, float32 against int8, one run on one machine",
         "",
-        f"{report['host']['cpu']}, 1 thread; " + ", ".join(f"{k} {v}" for k, v in report["host"]["runtimes"].items())
+        f"{report['host']['cpu']}, 1 thread; " + runtime_versions(report["host"])
         + f". Each figure is (stem + {args.chain} layers - stem) / {args.chain}, p50 latency.",
         "",
         "| layer | channels | input | format | fp32 us | int8 us | int8 speed-up |",

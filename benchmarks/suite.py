@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgecnn.data import load_dataset  # noqa: E402
 from edgecnn.evaluate import top1, validate, load_predictor  # noqa: E402
-from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info  # noqa: E402
+from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info, runtime_versions  # noqa: E402
 from edgecnn.evaluate.plot import accuracy_latency_plot  # noqa: E402
 from edgecnn.export import FORMATS, ExportOptions, export_model  # noqa: E402
 from edgecnn.train import TrainConfig, fit  # noqa: E402
@@ -43,7 +43,7 @@ def run_model(name, dataset, epochs, out: Path, bench: BenchOptions) -> dict:
     model = mobilenet_v2(dataset.input_shape, dataset.num_classes) if name.startswith("mobilenetv2") else None
     config = TrainConfig(arch=name, epochs=epochs, verbose=2)
     trained = fit(dataset, config, out / name, model=model)
-    formats = tuple(f for f in ("tflite", "onnx") if f in FORMATS)
+    formats = tuple(FORMATS)
     exported = export_model(trained.model_path, out / name, ExportOptions(formats=formats, int8=True))
     images, labels = dataset.test.images, dataset.test.labels
     ref = top1(load_predictor(trained.model_path).predict(images))
@@ -92,7 +92,7 @@ def markdown(report) -> str:
         f"# Benchmark suite: shapes {report['input']}, {report['epochs']} epochs each",
         "",
         f"One run on one machine: {host['cpu']}, {report['threads']} thread, "
-        + ", ".join(f"{k} {v}" for k, v in host["runtimes"].items()) + ".",
+        + runtime_versions(host) + ".",
         f"MobileNetV2-0.35 (Keras, weights=None) reaches {s['mobilenetv2_accuracy']:.2%} test accuracy; "
         f"its fastest file runs in {s['mobilenetv2_best_p50_ms']:.3f} ms.",
         "",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts' helpers are imported below
 
 
 def _script(name: str, *args, tmp_path) -> subprocess.CompletedProcess:
@@ -45,7 +46,6 @@ def test_layer_int8_covers_every_layer_kind(tmp_path):
 
 
 def test_suite_summary_compares_against_the_baseline():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from suite import markdown, summarise
 
     def artifact(fmt, precision, accuracy, p50):
@@ -74,7 +74,6 @@ def test_suite_summary_compares_against_the_baseline():
 
 
 def test_int8_speed_times_each_model_and_input_once():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from int8_speed import cases
 
     assert cases(["xception-small"]) == [("xception-small", (96, 96, 3))]

@@ -30,7 +30,7 @@ def _thread_list(ctx, param, value):
 @json_option
 def bench(artifacts, threads, runs, warmup, min_time, device, as_json):
     """Latency (p50/p90/mean), size, parameters, MACs and peak memory of ARTIFACTS."""
-    from ..evaluate.bench import BenchOptions, bench as run_bench, text_table
+    from ..evaluate.bench import BenchOptions, bench as run_bench, runtime_versions, text_table
 
     with quiet_stdout(as_json):
         report = run_bench(artifacts, BenchOptions(threads=threads, runs=runs, warmup=warmup, min_seconds=min_time, device=device))
@@ -38,5 +38,5 @@ def bench(artifacts, threads, runs, warmup, min_time, device, as_json):
         emit_json(report)
     else:
         host = report["host"]
-        click.echo(f"{host['cpu']} ({host['cores']} cores), " + ", ".join(f"{k} {v}" for k, v in host["runtimes"].items()))
+        click.echo(f"{host['cpu']} ({host['cores']} cores), {runtime_versions(host)}")
         click.echo(text_table(report["results"]))

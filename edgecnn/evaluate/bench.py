@@ -65,6 +65,11 @@ def host_info() -> dict:
     }
 
 
+def runtime_versions(host: dict) -> str:
+    """``host_info()``'s runtimes as one line: "ai_edge_litert 2.3.0, onnxruntime 1.32.0"."""
+    return ", ".join(f"{name} {version}" for name, version in host["runtimes"].items())
+
+
 def _stats(path: Path) -> dict:
     from .graph_stats import graph_stats
 
