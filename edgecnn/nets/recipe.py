@@ -35,13 +35,14 @@ class Recipe:
     description: str
     default_input_shape: tuple[int, int, int]
     stem: tuple[ConvSpec, ...]
-    #: Filters of each downsampling block: [ReLU → SepConv → BN] × 2, max-pool, projected residual.
+    #: Filters of each downsampling block: [ReLU → SepConv → BN] × 2 (Conv for fused blocks),
+    #: max-pool, projected residual.
     entry: tuple[int, ...]
     #: Leading entry blocks built with full 3x3 convolutions instead of separable ones.
-    #: Early blocks are high-resolution and narrow, where depthwise kernels leave int8 SIMD
-    #: lanes idle (ONNX Runtime's int8 depthwise is 1.5-2.3x slower than its float one at
-    #: 16-64 channels); a full conv runs on the GEMM kernels ("fused" blocks, as in
-    #: EfficientNet-EdgeTPU and EfficientNetV2).
+    #: Early blocks are high-resolution and narrow, where int8 depthwise kernels do not pay:
+    #: no faster than float on XNNPACK, 1.4-3.8x slower on ONNX Runtime, while full 3x3 convs
+    #: are 2.1-4.2x faster in int8 (benchmarks/layer_int8.py). "Fused" blocks, as in
+    #: EfficientNet-EdgeTPU and EfficientNetV2.
     fused_entry: int = 0
     #: Identity-residual blocks at the last entry width.
     middle_repeats: int = 0
