@@ -46,7 +46,9 @@ def export_keras(model, dataset, folder: Path, formats, name: str) -> list[Path]
     folder.mkdir()
     model.save(folder / "model.keras")
     shape = tuple(model.input_shape[1:])
-    meta = ArtifactMetadata(format="keras", precision="float32", labels=dataset.labels, input_shape=shape, arch=name, dataset="shapes")
+    meta = ArtifactMetadata(
+        format="keras", precision="float32", labels=dataset.labels, input_shape=shape, arch=name, dataset="shapes"
+    )
     write_sidecar(folder / "model.keras", meta)
     result = export_model(folder / "model.keras", folder, ExportOptions(formats=formats, int8=True, calib_size=300))
     return [a.path for a in result.artifacts]
@@ -78,16 +80,27 @@ def main():
             results = {(r["format"], r["precision"]): r for p in paths for r in bench_file(p, options)}
             for fmt in formats:
                 fp32, int8 = results[(fmt, "float32")], results[(fmt, "int8")]
-                rows.append({
-                    "model": name, "input_shape": list(shape), "format": fmt, "backend": int8["backend"],
-                    "macs": fp32["macs"], "params": fp32["params"],
-                    "fp32_p50_ms": fp32["latency_ms"]["p50"], "int8_p50_ms": int8["latency_ms"]["p50"],
-                    "speedup": fp32["latency_ms"]["p50"] / int8["latency_ms"]["p50"],
-                    "fp32_size_bytes": fp32["size_bytes"], "int8_size_bytes": int8["size_bytes"],
-                    "int8_peak_memory_bytes": int8["peak_memory_bytes"],
-                })
-                print(f"{name:16s} {'x'.join(map(str, shape)):>10s} {fmt:6s} fp32 {rows[-1]['fp32_p50_ms']:.3f} ms  "
-                      f"int8 {rows[-1]['int8_p50_ms']:.3f} ms  {rows[-1]['speedup']:.2f}x", flush=True)
+                rows.append(
+                    {
+                        "model": name,
+                        "input_shape": list(shape),
+                        "format": fmt,
+                        "backend": int8["backend"],
+                        "macs": fp32["macs"],
+                        "params": fp32["params"],
+                        "fp32_p50_ms": fp32["latency_ms"]["p50"],
+                        "int8_p50_ms": int8["latency_ms"]["p50"],
+                        "speedup": fp32["latency_ms"]["p50"] / int8["latency_ms"]["p50"],
+                        "fp32_size_bytes": fp32["size_bytes"],
+                        "int8_size_bytes": int8["size_bytes"],
+                        "int8_peak_memory_bytes": int8["peak_memory_bytes"],
+                    }
+                )
+                print(
+                    f"{name:16s} {'x'.join(map(str, shape)):>10s} {fmt:6s} fp32 {rows[-1]['fp32_p50_ms']:.3f} ms  "
+                    f"int8 {rows[-1]['int8_p50_ms']:.3f} ms  {rows[-1]['speedup']:.2f}x",
+                    flush=True,
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"host": host_info(), "threads": args.threads, "rows": rows}
     (args.out / "int8_speed.json").write_text(json.dumps(report, indent=2) + "\n")

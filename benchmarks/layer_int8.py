@@ -69,24 +69,42 @@ def main():
         for size in map(int, args.sizes.split(",")):
             dataset = shapes_like((size, size, 3))
             for channels in map(int, args.channels.split(",")):
-                base = p50s(chain_model(None, channels, size, 0, dataset.num_classes), dataset,
-                            Path(tmp) / f"stem_{size}_{channels}", formats, options)
+                base = p50s(
+                    chain_model(None, channels, size, 0, dataset.num_classes),
+                    dataset,
+                    Path(tmp) / f"stem_{size}_{channels}",
+                    formats,
+                    options,
+                )
                 for i, kind in enumerate(KINDS):
                     model = chain_model(kind, channels, size, args.chain, dataset.num_classes)
                     full = p50s(model, dataset, Path(tmp) / f"kind{i}_{size}_{channels}", formats, options)
                     for fmt in formats:
                         fp32 = (full[(fmt, "float32")] - base[(fmt, "float32")]) / args.chain * 1e3
                         int8 = (full[(fmt, "int8")] - base[(fmt, "int8")]) / args.chain * 1e3
-                        rows.append({"layer": kind, "channels": channels, "size": size, "format": fmt,
-                                     "fp32_us": fp32, "int8_us": int8, "speedup": fp32 / int8 if int8 > 0 else None})
-                        print(f"{kind:14s} {channels:3d}ch {size:3d}px {fmt:6s} fp32 {fp32:7.2f} us  int8 {int8:7.2f} us", flush=True)
+                        rows.append(
+                            {
+                                "layer": kind,
+                                "channels": channels,
+                                "size": size,
+                                "format": fmt,
+                                "fp32_us": fp32,
+                                "int8_us": int8,
+                                "speedup": fp32 / int8 if int8 > 0 else None,
+                            }
+                        )
+                        print(
+                            f"{kind:14s} {channels:3d}ch {size:3d}px {fmt:6s} fp32 {fp32:7.2f} us  int8 {int8:7.2f} us",
+                            flush=True,
+                        )
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"host": host_info(), "threads": 1, "chain": args.chain, "rows": rows}
     (args.out / "layer_int8.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Per-layer cost, float32 against int8, one run on one machine",
         "",
-        f"{report['host']['cpu']}, 1 thread; " + runtime_versions(report["host"])
+        f"{report['host']['cpu']}, 1 thread; "
+        + runtime_versions(report["host"])
         + f". Each figure is (stem + {args.chain} layers - stem) / {args.chain}, p50 latency.",
         "",
         "| layer | channels | input | format | fp32 us | int8 us | int8 speed-up |",

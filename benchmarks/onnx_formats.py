@@ -181,7 +181,8 @@ def main(argv=None) -> int:
         "calib_method": args.calib_method,
         "graph_optimizations": not args.no_graph_optimizations,
         "models": [
-            measure(run, args.rounds, args.runs_per_round, args.calib_method, not args.no_graph_optimizations) for run in args.runs
+            measure(run, args.rounds, args.runs_per_round, args.calib_method, not args.no_graph_optimizations)
+            for run in args.runs
         ],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgecnn.data import load_dataset  # noqa: E402
-from edgecnn.evaluate import top1, validate, load_predictor  # noqa: E402
+from edgecnn.evaluate import load_predictor, top1, validate  # noqa: E402
 from edgecnn.evaluate.bench import BenchOptions, bench_file, host_info, runtime_versions  # noqa: E402
 from edgecnn.evaluate.plot import accuracy_latency_plot  # noqa: E402
 from edgecnn.export import FORMATS, ExportOptions, export_model  # noqa: E402
@@ -51,14 +51,19 @@ def run_model(name, dataset, epochs, out: Path, bench: BenchOptions) -> dict:
     for path in [trained.model_path] + [a.path for a in exported.artifacts]:
         v = validate(path, images, labels, reference=trained.model_path, reference_predictions=ref).to_dict()
         perf = bench_file(path, bench)[0]
-        artifacts.append({**v, **{k: perf[k] for k in ("latency_ms", "params", "macs", "peak_memory_bytes", "backend", "threads")}})
+        artifacts.append(
+            {**v, **{k: perf[k] for k in ("latency_ms", "params", "macs", "peak_memory_bytes", "backend", "threads")}}
+        )
         print(f"  {path.name:18s} acc {v['accuracy']:.4f}  p50 {perf['latency_ms']['p50']:.3f} ms", flush=True)
     return {"model": name, "params": trained.params, "train_seconds": trained.seconds, "artifacts": artifacts}
 
 
 def best(entry, precision=None, fmt=None):
-    items = [a for a in entry["artifacts"] if a["format"] != "keras"
-             and (precision is None or a["precision"] == precision) and (fmt is None or a["format"] == fmt)]
+    items = [
+        a
+        for a in entry["artifacts"]
+        if a["format"] != "keras" and (precision is None or a["precision"] == precision) and (fmt is None or a["format"] == fmt)
+    ]
     return min(items, key=lambda a: a["latency_ms"]["p50"])
 
 
@@ -71,9 +76,14 @@ def summarise(results: list[dict]) -> dict:
         keras_entry = next(a for a in r["artifacts"] if a["format"] == "keras")
         int8 = best(r, "int8")
         row = {
-            "model": r["model"], "params": r["params"], "macs": int8["macs"],
-            "keras_accuracy": keras_entry["accuracy"], "int8_accuracy": int8["accuracy"], "int8_artifact": int8["name"],
-            "int8_p50_ms": int8["latency_ms"]["p50"], "keras_p50_ms": keras_entry["latency_ms"]["p50"],
+            "model": r["model"],
+            "params": r["params"],
+            "macs": int8["macs"],
+            "keras_accuracy": keras_entry["accuracy"],
+            "int8_accuracy": int8["accuracy"],
+            "int8_artifact": int8["name"],
+            "int8_p50_ms": int8["latency_ms"]["p50"],
+            "keras_p50_ms": keras_entry["latency_ms"]["p50"],
             "int8_over_keras": keras_entry["latency_ms"]["p50"] / int8["latency_ms"]["p50"],
         }
         for fmt in ("tflite", "onnx"):
@@ -91,8 +101,7 @@ def markdown(report) -> str:
     lines = [
         f"# Benchmark suite: shapes {report['input']}, {report['epochs']} epochs each",
         "",
-        f"One run on one machine: {host['cpu']}, {report['threads']} thread, "
-        + runtime_versions(host) + ".",
+        f"One run on one machine: {host['cpu']}, {report['threads']} thread, " + runtime_versions(host) + ".",
         f"MobileNetV2-0.35 (Keras, weights=None) reaches {s['mobilenetv2_accuracy']:.2%} test accuracy; "
         f"its fastest file runs in {s['mobilenetv2_best_p50_ms']:.3f} ms.",
         "",
@@ -114,7 +123,9 @@ def plot(report, out: Path) -> None:
     # One label per model, on its int8 TFLite point; the other artifacts sit beside it.
     points = [
         {**a, "name": r["model"] if (a["format"], a["precision"]) == ("tflite", "int8") else ""}
-        for r in report["results"] for a in r["artifacts"] if a["format"] != "keras"
+        for r in report["results"]
+        for a in r["artifacts"]
+        if a["format"] != "keras"
     ]
     accuracy_latency_plot(points, out / "suite.png", f"shapes {report['input']}, {report['epochs']} epochs, one thread")
 
@@ -144,8 +155,14 @@ def main():
         print(f"== {name}", flush=True)
         results.append(run_model(name, dataset, args.epochs, args.work, bench))
     report = {
-        "host": host_info(), "dataset": "shapes", "input": f"{args.img_size}x{args.img_size}x3", "epochs": args.epochs,
-        "threads": 1, "seconds": round(time.perf_counter() - started), "results": results, "summary": summarise(results),
+        "host": host_info(),
+        "dataset": "shapes",
+        "input": f"{args.img_size}x{args.img_size}x3",
+        "epochs": args.epochs,
+        "threads": 1,
+        "seconds": round(time.perf_counter() - started),
+        "results": results,
+        "summary": summarise(results),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "suite.json").write_text(json.dumps(report, indent=2) + "\n")

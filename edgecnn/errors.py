@@ -23,3 +23,9 @@ class VerificationError(EdgecnnError):
 
 class MissingDependencyError(EdgecnnError):
     """An optional package (the training toolchain, ONNX) is not installed."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message, for a one-line error that quotes it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(exc).__name__

@@ -7,12 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .artifact import ArtifactMetadata, read_sidecar
-from .errors import ModelFileError
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+from .errors import ModelFileError, first_line
 
 
 def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[str, Any]] = None):
@@ -26,7 +21,7 @@ def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[s
     try:
         model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects)
     except Exception as exc:  # Keras raises many types for a foreign or truncated file
-        raise ModelFileError(f"{path} is not a loadable Keras model ({_first_line(exc)})") from None
+        raise ModelFileError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line(exc)})") from None
     if not isinstance(model, keras.Model):
         raise ModelFileError(f"{path} holds a {type(model).__name__}, not a Keras model")
     return model

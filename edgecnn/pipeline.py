@@ -46,8 +46,12 @@ def run(config: RunConfig = RunConfig()) -> dict:
     if config.img_size is not None and config.img_size < 8:
         raise ConfigError(f"--img-size must be at least 8, got {config.img_size}")
     export_options = ExportOptions(
-        formats=config.formats, int8=True, io=config.io, calib_size=config.calib_size,
-        calib_method=config.calib_method, onnx_format=config.onnx_format,
+        formats=config.formats,
+        int8=True,
+        io=config.io,
+        calib_size=config.calib_size,
+        calib_method=config.calib_method,
+        onnx_format=config.onnx_format,
     )
     started = time.perf_counter()
     out = config.out_dir
@@ -63,8 +67,12 @@ def run(config: RunConfig = RunConfig()) -> dict:
     # The trained model is the reference: reuse its loaded predictor instead of loading it again.
     validations = [
         validate(
-            reference if path == trained.model_path else path, images, labels,
-            reference=trained.model_path, reference_predictions=ref_top1, max_drop=config.max_drop,
+            reference if path == trained.model_path else path,
+            images,
+            labels,
+            reference=trained.model_path,
+            reference_predictions=ref_top1,
+            max_drop=config.max_drop,
         )
         for path in paths
     ]

@@ -202,7 +202,7 @@ def test_private_apt_config_points_everything_at_its_own_folder(tmp_path):
     root.write()
     text = root.config_path.read_text()
     for key in ("Dir::State::status", "Dir::State::lists", "Dir::Cache::archives", "Dir::Etc::sourceparts", "Dir::Etc::parts"):
-        line = next(l for l in text.splitlines() if l.startswith(key + " "))
+        line = next(row for row in text.splitlines() if row.startswith(key + " "))
         assert str(tmp_path / "apt") in line, line  # nothing of the host's apt state
     assert 'Dir::Etc::main "/dev/null";' in text  # no host apt.conf, no host hooks
     assert 'APT::Architecture "armhf";' in text and 'APT::Architectures { "armhf"; };' in text
@@ -214,14 +214,19 @@ def test_private_apt_config_points_everything_at_its_own_folder(tmp_path):
 
 
 def test_host_acquire_options_carry_only_network_settings():
-    dump = "\n".join([
-        'Acquire::http::Proxy "http://proxy:3128";',
-        'Acquire::Check-Valid-Until "false";',
-        'DPkg::Post-Invoke:: "rm -f /var/cache/apt/archives/*.deb";',
-        'Dir::State::status "/var/lib/dpkg/status";',
-        'Acquire::Languages "none";',
-    ])
-    fake = lambda *a, **k: subprocess.CompletedProcess(a, 0, dump, "")
+    dump = "\n".join(
+        [
+            'Acquire::http::Proxy "http://proxy:3128";',
+            'Acquire::Check-Valid-Until "false";',
+            'DPkg::Post-Invoke:: "rm -f /var/cache/apt/archives/*.deb";',
+            'Dir::State::status "/var/lib/dpkg/status";',
+            'Acquire::Languages "none";',
+        ]
+    )
+
+    def fake(*a, **k):
+        return subprocess.CompletedProcess(a, 0, dump, "")
+
     assert host_acquire_options(run=fake) == ['Acquire::http::Proxy "http://proxy:3128";', 'Acquire::Check-Valid-Until "false";']
 
 
@@ -268,8 +273,14 @@ def test_cache_dir_and_a_missing_environment(tmp_path, monkeypatch):
 
 def test_payload_is_the_runner_and_the_tensorflow_free_runtime():
     names = set(runtime_files())
-    assert {"runner.py", "edgecnn/__init__.py", "edgecnn/errors.py", "edgecnn/artifact.py",
-            "edgecnn/runtime/model.py", "edgecnn/runtime/interpreters.py"} <= names
+    assert {
+        "runner.py",
+        "edgecnn/__init__.py",
+        "edgecnn/errors.py",
+        "edgecnn/artifact.py",
+        "edgecnn/runtime/model.py",
+        "edgecnn/runtime/interpreters.py",
+    } <= names
     assert not any(n.startswith(("edgecnn/train", "edgecnn/export", "edgecnn/cli", "edgecnn/targets")) for n in names)
 
 
@@ -294,7 +305,7 @@ def test_runner_runs_from_its_own_copy_without_tensorflow(exported_run, digits_s
         print(sys.modules["edgecnn"].__file__, file=sys.stderr)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["samples"] == 20 and report["latency_ms"]["runs"] >= 5 and report["device"]["machine"]
@@ -399,8 +410,9 @@ def sshd(tmp_path_factory):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
     shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
     port = _free_port()
-    user = os.environ.get("USER") or subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    (folder / "sshd_config").write_text(textwrap.dedent(f"""\
+    user = os.environ.get("USER") or subprocess.run(["id", "-un"], check=False, capture_output=True, text=True).stdout.strip()
+    (folder / "sshd_config").write_text(
+        textwrap.dedent(f"""\
         Port {port}
         ListenAddress 127.0.0.1
         HostKey {folder}/host_key
@@ -414,16 +426,19 @@ def sshd(tmp_path_factory):
         StrictModes no
         UsePAM no
         LogLevel ERROR
-        """))
+        """)
+    )
     host_key = (folder / "host_key.pub").read_text().split()
     (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    (folder / "ssh_config").write_text(textwrap.dedent(f"""\
+    (folder / "ssh_config").write_text(
+        textwrap.dedent(f"""\
         Host 127.0.0.1
           IdentityFile {folder}/client_key
           IdentitiesOnly yes
           UserKnownHostsFile {folder}/known_hosts
           StrictHostKeyChecking yes
-        """))
+        """)
+    )
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
     log = open(folder / "sshd.log", "w")
@@ -503,8 +518,15 @@ def test_board_with_tflite_runtime_is_compared_with_the_same_runtime(sshd, expor
     board_python = tmp_path / "pi-os-python"  # this machine's Python with only tflite-runtime 2.14 and numpy < 2
     board_python.write_text(f'#!/bin/sh\nPYTHONPATH={env.host_site} exec {sys.executable} -S "$@"\n')
     board_python.chmod(0o755)
-    result = validate_remote(out / "model_int8.tflite", sshd["url"], python=str(board_python), ssh_config=sshd["config"],
-                             runs=5, warmup=1, min_seconds=0)
+    result = validate_remote(
+        out / "model_int8.tflite",
+        sshd["url"],
+        python=str(board_python),
+        ssh_config=sshd["config"],
+        runs=5,
+        warmup=1,
+        min_seconds=0,
+    )
     assert result.runtime == result.host_runtime == "tflite_runtime 2.14.0"
     assert result.agreement == 1.0 and result.max_abs_diff_lsb == 0 and result.latency_ms["runs"] >= 5
     assert result.device["runtimes"] == {"tflite_runtime": "2.14.0"}
@@ -514,7 +536,9 @@ def test_unreachable_board_is_one_line_error(exported_run, monkeypatch, tmp_path
     out, _ = exported_run
     (tmp_path / "empty_config").write_text("")
     monkeypatch.setenv("EDGECNN_SSH_CONFIG", str(tmp_path / "empty_config"))
-    result = CliRunner().invoke(main, ["validate", str(out / "model_int8.tflite"), "--target", f"ssh://nobody@127.0.0.1:{_free_port()}"])
+    result = CliRunner().invoke(
+        main, ["validate", str(out / "model_int8.tflite"), "--target", f"ssh://nobody@127.0.0.1:{_free_port()}"]
+    )
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and result.output.startswith("Error: cannot reach ssh://nobody@127.0.0.1:")
     assert "Connection refused" in result.output
@@ -526,10 +550,14 @@ def test_board_without_a_runtime(sshd, exported_run, tmp_path, monkeypatch):
     bare = tmp_path / "bare-python"  # a Python without site-packages: no numpy, no TFLite runtime
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(0o755)
-    result = CliRunner().invoke(main, ["validate", str(out / "model_int8.tflite"), "--target", sshd["url"], "--python", str(bare)])
+    result = CliRunner().invoke(
+        main, ["validate", str(out / "model_int8.tflite"), "--target", sshd["url"], "--python", str(bare)]
+    )
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "lacks numpy and flatbuffers" in result.output and "pip install" in result.output
-    result = CliRunner().invoke(main, ["validate", str(out / "model_int8.tflite"), "--target", sshd["url"], "--python", "/nonexistent/python3"])
+    result = CliRunner().invoke(
+        main, ["validate", str(out / "model_int8.tflite"), "--target", sshd["url"], "--python", "/nonexistent/python3"]
+    )
     assert result.exit_code == 1 and "was not found on" in result.output and "--python" in result.output
 
 
@@ -538,9 +566,15 @@ def test_interrupted_remote_run_leaves_nothing_running(sshd, exported_run, digit
     before = _runner_folders()
     with pytest.raises(DeviceRunError, match="took longer than"):
         validate_remote(
-            out / "model_int8.tflite", sshd["url"], python=sys.executable, ssh_config=sshd["config"],
-            runs=10**9, min_seconds=600, timeout=8,
-            images=digits_small.test.images[:10], labels=digits_small.test.labels[:10],
+            out / "model_int8.tflite",
+            sshd["url"],
+            python=sys.executable,
+            ssh_config=sshd["config"],
+            runs=10**9,
+            min_seconds=600,
+            timeout=8,
+            images=digits_small.test.images[:10],
+            labels=digits_small.test.labels[:10],
         )
     deadline = time.time() + 15
     while _leftovers(before) != (set(), []) and time.time() < deadline:

@@ -94,15 +94,42 @@ def test_int8_arena_is_a_quarter_of_float(exported_run):
 
 def test_bench_command_json(exported_run):
     out, _ = exported_run
-    args = ["bench", str(out / "model_fp32.tflite"), str(out / "model_int8.tflite"), "--threads", "1,2",
-            "--runs", "5", "--warmup", "1", "--min-time", "0", "--json"]
+    args = [
+        "bench",
+        str(out / "model_fp32.tflite"),
+        str(out / "model_int8.tflite"),
+        "--threads",
+        "1,2",
+        "--runs",
+        "5",
+        "--warmup",
+        "1",
+        "--min-time",
+        "0",
+        "--json",
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {"cpu", "cores", "runtimes"} <= set(report["host"]) and "ai_edge_litert" in report["host"]["runtimes"]
-    assert [(r["precision"], r["threads"]) for r in report["results"]] == [("float32", 1), ("float32", 2), ("int8", 1), ("int8", 2)]
+    assert [(r["precision"], r["threads"]) for r in report["results"]] == [
+        ("float32", 1),
+        ("float32", 2),
+        ("int8", 1),
+        ("int8", 2),
+    ]
     for r in report["results"]:
-        assert set(r) >= {"path", "format", "precision", "threads", "latency_ms", "size_bytes", "params", "macs", "peak_memory_bytes"}
+        assert set(r) >= {
+            "path",
+            "format",
+            "precision",
+            "threads",
+            "latency_ms",
+            "size_bytes",
+            "params",
+            "macs",
+            "peak_memory_bytes",
+        }
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] and r["runs"] >= 5
         assert r["macs"] > 0 and r["peak_memory_bytes"] > 0
 

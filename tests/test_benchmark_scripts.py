@@ -17,7 +17,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts' helpers are importe
 def _script(name: str, *args, tmp_path) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / name), "--out", str(tmp_path), *map(str, args)],
-        capture_output=True, text=True, timeout=600,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -49,14 +52,25 @@ def test_suite_summary_compares_against_the_baseline():
     from suite import markdown, summarise
 
     def artifact(fmt, precision, accuracy, p50):
-        return {"format": fmt, "precision": precision, "accuracy": accuracy, "latency_ms": {"p50": p50},
-                "name": f"model_{precision}.{fmt}", "macs": 1000}
+        return {
+            "format": fmt,
+            "precision": precision,
+            "accuracy": accuracy,
+            "latency_ms": {"p50": p50},
+            "name": f"model_{precision}.{fmt}",
+            "macs": 1000,
+        }
 
     def entry(name, acc, keras_ms, fp32_ms, int8_ms):
-        return {"model": name, "params": 10, "artifacts": [
-            artifact("keras", "float32", acc, keras_ms),
-            artifact("tflite", "float32", acc, fp32_ms), artifact("tflite", "int8", acc - 0.01, int8_ms),
-        ]}
+        return {
+            "model": name,
+            "params": 10,
+            "artifacts": [
+                artifact("keras", "float32", acc, keras_ms),
+                artifact("tflite", "float32", acc, fp32_ms),
+                artifact("tflite", "int8", acc - 0.01, int8_ms),
+            ],
+        }
 
     results = [
         entry("fast-and-good", 0.90, 5.0, 0.2, 0.1),
@@ -69,7 +83,9 @@ def test_suite_summary_compares_against_the_baseline():
     assert by_model["fast-and-good"]["beats_mobilenetv2"] and not by_model["good-but-slow"]["beats_mobilenetv2"]
     assert by_model["fast-and-good"]["int8_over_keras"] == pytest.approx(50.0)
     assert by_model["good-but-slow"]["tflite_int8_speedup"] == pytest.approx(2.0)
-    table = markdown({"summary": summary, "host": {"cpu": "test CPU", "runtimes": {}}, "input": "8x8x3", "epochs": 1, "threads": 1})
+    table = markdown(
+        {"summary": summary, "host": {"cpu": "test CPU", "runtimes": {}}, "input": "8x8x3", "epochs": 1, "threads": 1}
+    )
     assert "| fast-and-good |" in table and "| yes |" in table and "| no |" in table
 
 

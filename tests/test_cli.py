@@ -37,7 +37,9 @@ def test_train_export_validate_predict(tmp_path, digits_small):
     from PIL import Image
 
     out = tmp_path / "run"
-    result = invoke("train", "--data", "digits", "--img-size", 16, "--arch", "xception-pico", "--epochs", 2, "--out", out, "--json")
+    result = invoke(
+        "train", "--data", "digits", "--img-size", 16, "--arch", "xception-pico", "--epochs", 2, "--out", out, "--json"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["model"] == str(out / "model.keras") and 0 <= summary["val_accuracy"] <= 1
@@ -73,7 +75,9 @@ def test_validate_fails_when_the_drop_exceeds_the_limit(tmp_path, trained_run, d
     weak = tmp_path / "weak"
     fit(digits_small, TrainConfig(arch="xception-pico", epochs=1, learning_rate=1e-4, verbose=0), weak)
     export_model(weak / "model.keras", weak, ExportOptions())
-    result = invoke("validate", weak / "model_fp32.tflite", "--reference", trained_run / "model.keras", "--max-drop", 1.0, "--json")
+    result = invoke(
+        "validate", weak / "model_fp32.tflite", "--reference", trained_run / "model.keras", "--max-drop", 1.0, "--json"
+    )
     report = json.loads(result.stdout)
     assert report["accuracy_drop"] > 1.0 and not report["passed"]
     assert result.exit_code == 1 and "more than --max-drop" in result.stderr
@@ -136,7 +140,10 @@ def test_user_errors_are_one_line_and_exit_1(folders, args, message):
 
 def test_errors_in_a_real_process_have_no_traceback(folders):
     proc = subprocess.run(
-        [shutil.which("edgecnn") or "edgecnn", "validate", str(folders / "notes.tflite")], capture_output=True, text=True
+        [shutil.which("edgecnn") or "edgecnn", "validate", str(folders / "notes.tflite")],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("Error: ") and "Traceback" not in proc.stderr

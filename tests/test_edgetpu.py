@@ -109,45 +109,283 @@ def _per_channel_fc():
 # (name, model, maps, text in the status or reason)
 RULE_CASES = [
     ("add", lambda: one_op("ADD", [T((1, 4, 4, 8)), T((1, 4, 4, 8))], [T((1, 4, 4, 8))]), True, None),
-    ("max pool", lambda: one_op("MAX_POOL_2D", [T((1, 8, 8, 4))], [T((1, 4, 4, 4))], options("Pool2DOptions", strideW=2, strideH=2, filterWidth=2, filterHeight=2)), True, None),
-    ("max pool + relu", lambda: one_op("MAX_POOL_2D", [T((1, 8, 8, 4))], [T((1, 4, 4, 4))], options("Pool2DOptions", strideW=2, strideH=2, filterWidth=2, filterHeight=2, fusedActivationFunction=S.ActivationFunctionType.RELU)), False, "fused RELU"),
-    ("avg pool + relu6", lambda: one_op("AVERAGE_POOL_2D", [T((1, 8, 8, 4))], [T((1, 4, 4, 4))], options("Pool2DOptions", fusedActivationFunction=S.ActivationFunctionType.RELU6)), False, "fused RELU6"),
-    ("concat zero pad", lambda: one_op("CONCATENATION", [T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.full(128, 3), zero_point=3)], [T((1, 4, 4, 16))], options("ConcatenationOptions", axis=3)), True, None),
-    ("concat constant", lambda: one_op("CONCATENATION", [T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.ones(128))], [T((1, 4, 4, 16))], options("ConcatenationOptions", axis=3)), False, "not all zeros"),
-    ("concat 3 with constant", lambda: one_op("CONCATENATION", [T((1, 4, 4, 8)), T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.zeros(128))], [T((1, 4, 4, 24))], options("ConcatenationOptions", axis=3)), False, "3 inputs"),
+    (
+        "max pool",
+        lambda: one_op(
+            "MAX_POOL_2D",
+            [T((1, 8, 8, 4))],
+            [T((1, 4, 4, 4))],
+            options("Pool2DOptions", strideW=2, strideH=2, filterWidth=2, filterHeight=2),
+        ),
+        True,
+        None,
+    ),
+    (
+        "max pool + relu",
+        lambda: one_op(
+            "MAX_POOL_2D",
+            [T((1, 8, 8, 4))],
+            [T((1, 4, 4, 4))],
+            options(
+                "Pool2DOptions",
+                strideW=2,
+                strideH=2,
+                filterWidth=2,
+                filterHeight=2,
+                fusedActivationFunction=S.ActivationFunctionType.RELU,
+            ),
+        ),
+        False,
+        "fused RELU",
+    ),
+    (
+        "avg pool + relu6",
+        lambda: one_op(
+            "AVERAGE_POOL_2D",
+            [T((1, 8, 8, 4))],
+            [T((1, 4, 4, 4))],
+            options("Pool2DOptions", fusedActivationFunction=S.ActivationFunctionType.RELU6),
+        ),
+        False,
+        "fused RELU6",
+    ),
+    (
+        "concat zero pad",
+        lambda: one_op(
+            "CONCATENATION",
+            [T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.full(128, 3), zero_point=3)],
+            [T((1, 4, 4, 16))],
+            options("ConcatenationOptions", axis=3),
+        ),
+        True,
+        None,
+    ),
+    (
+        "concat constant",
+        lambda: one_op(
+            "CONCATENATION",
+            [T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.ones(128))],
+            [T((1, 4, 4, 16))],
+            options("ConcatenationOptions", axis=3),
+        ),
+        False,
+        "not all zeros",
+    ),
+    (
+        "concat 3 with constant",
+        lambda: one_op(
+            "CONCATENATION",
+            [T((1, 4, 4, 8)), T((1, 4, 4, 8)), T((1, 4, 4, 8), values=np.zeros(128))],
+            [T((1, 4, 4, 24))],
+            options("ConcatenationOptions", axis=3),
+        ),
+        False,
+        "3 inputs",
+    ),
     ("conv", lambda: conv(), True, None),
     ("conv dilation 2x2", lambda: conv((2, 2)), True, None),
     ("conv dilation 2x1", lambda: conv((2, 1)), False, "dilation is 2 in x and 1 in y"),
     ("conv weights at run time", lambda: conv(weights_constant=False), False, table.NOT_CONSTANT),
-    ("depthwise dilation 1x2", lambda: one_op("DEPTHWISE_CONV_2D", [T((1, 8, 8, 4)), T((1, 3, 3, 4), values=np.ones(36)), T((4,), "int32", np.zeros(4))], [T((1, 8, 8, 4))], options("DepthwiseConv2DOptions", depthMultiplier=1, dilationWFactor=1, dilationHFactor=2)), False, "dilation"),
-    ("fully connected", lambda: one_op("FULLY_CONNECTED", [T((1, 8)), T((4, 8), values=np.ones(32)), T((4,), "int32", np.zeros(4))], [T((1, 4))], options("FullyConnectedOptions")), True, None),
-    ("fully connected 2-D output", lambda: one_op("FULLY_CONNECTED", [T((1, 2, 8)), T((4, 8), values=np.ones(32))], [T((1, 2, 4))], options("FullyConnectedOptions", keepNumDims=True)), False, "not one-dimensional"),
+    (
+        "depthwise dilation 1x2",
+        lambda: one_op(
+            "DEPTHWISE_CONV_2D",
+            [T((1, 8, 8, 4)), T((1, 3, 3, 4), values=np.ones(36)), T((4,), "int32", np.zeros(4))],
+            [T((1, 8, 8, 4))],
+            options("DepthwiseConv2DOptions", depthMultiplier=1, dilationWFactor=1, dilationHFactor=2),
+        ),
+        False,
+        "dilation",
+    ),
+    (
+        "fully connected",
+        lambda: one_op(
+            "FULLY_CONNECTED",
+            [T((1, 8)), T((4, 8), values=np.ones(32)), T((4,), "int32", np.zeros(4))],
+            [T((1, 4))],
+            options("FullyConnectedOptions"),
+        ),
+        True,
+        None,
+    ),
+    (
+        "fully connected 2-D output",
+        lambda: one_op(
+            "FULLY_CONNECTED",
+            [T((1, 2, 8)), T((4, 8), values=np.ones(32))],
+            [T((1, 2, 4))],
+            options("FullyConnectedOptions", keepNumDims=True),
+        ),
+        False,
+        "not one-dimensional",
+    ),
     ("fully connected per-channel weights", lambda: _per_channel_fc(), False, "per-channel scales"),
-    ("fully connected shuffled weights", lambda: one_op("FULLY_CONNECTED", [T((1, 8)), T((4, 8), values=np.ones(32))], [T((1, 4))], options("FullyConnectedOptions", weightsFormat=1)), False, "shuffled"),
-    ("mean over x and y", lambda: one_op("MEAN", [T((1, 4, 4, 6)), T((2,), "int32", [1, 2])], [T((1, 6))], options("ReducerOptions")), True, None),
-    ("mean over z of 8", lambda: one_op("MEAN", [T((1, 4, 4, 8)), T((1,), "int32", [-1])], [T((1, 4, 4))], options("ReducerOptions")), True, None),
-    ("mean over z of 6", lambda: one_op("MEAN", [T((1, 4, 4, 6)), T((1,), "int32", [3])], [T((1, 4, 4))], options("ReducerOptions")), False, "not a multiple of 4"),
-    ("mean over batch", lambda: one_op("MEAN", [T((1, 4, 4, 8)), T((1,), "int32", [0])], [T((1, 4, 4, 8))], options("ReducerOptions", keepDims=True)), False, "batch dimension"),
-    ("reduce max over batch", lambda: one_op("REDUCE_MAX", [T((1, 4, 4, 8)), T((1,), "int32", [0])], [T((1, 4, 4, 8))], options("ReducerOptions", keepDims=True)), False, "batch dimension"),
-    ("reduce min over y", lambda: one_op("REDUCE_MIN", [T((1, 4, 4, 8)), T((1,), "int32", [1])], [T((1, 4, 8))], options("ReducerOptions")), True, None),
-    ("pad x and y", lambda: one_op("PAD", [T((1, 4, 4, 8)), T((4, 2), "int32", [0, 0, 1, 1, 1, 1, 0, 0])], [T((1, 6, 6, 8))]), True, None),
-    ("pad batch", lambda: one_op("PAD", [T((1, 4, 4, 8)), T((4, 2), "int32", [0, 1, 0, 0, 0, 0, 0, 0])], [T((2, 4, 4, 8))]), False, "batch"),
-    ("pack axis 1", lambda: one_op("PACK", [T((1, 8)), T((1, 8))], [T((1, 2, 8))], options("PackOptions", valuesCount=2, axis=1)), True, None),
-    ("pack axis 0", lambda: one_op("PACK", [T((1, 8)), T((1, 8))], [T((2, 1, 8))], options("PackOptions", valuesCount=2, axis=0)), False, "batch"),
-    ("prelu 1-D alpha", lambda: one_op("PRELU", [T((1, 4, 4, 8)), T((1, 1, 8), values=np.ones(8))], [T((1, 4, 4, 8))]), True, None),
-    ("prelu 2-D alpha", lambda: one_op("PRELU", [T((1, 4, 4, 8)), T((1, 4, 8), values=np.ones(32))], [T((1, 4, 4, 8))]), False, "alpha"),
-    ("resize bilinear", lambda: one_op("RESIZE_BILINEAR", [T((1, 4, 4, 8)), T((2,), "int32", [8, 8])], [T((1, 8, 8, 8))], options("ResizeBilinearOptions")), True, None),
+    (
+        "fully connected shuffled weights",
+        lambda: one_op(
+            "FULLY_CONNECTED",
+            [T((1, 8)), T((4, 8), values=np.ones(32))],
+            [T((1, 4))],
+            options("FullyConnectedOptions", weightsFormat=1),
+        ),
+        False,
+        "shuffled",
+    ),
+    (
+        "mean over x and y",
+        lambda: one_op("MEAN", [T((1, 4, 4, 6)), T((2,), "int32", [1, 2])], [T((1, 6))], options("ReducerOptions")),
+        True,
+        None,
+    ),
+    (
+        "mean over z of 8",
+        lambda: one_op("MEAN", [T((1, 4, 4, 8)), T((1,), "int32", [-1])], [T((1, 4, 4))], options("ReducerOptions")),
+        True,
+        None,
+    ),
+    (
+        "mean over z of 6",
+        lambda: one_op("MEAN", [T((1, 4, 4, 6)), T((1,), "int32", [3])], [T((1, 4, 4))], options("ReducerOptions")),
+        False,
+        "not a multiple of 4",
+    ),
+    (
+        "mean over batch",
+        lambda: one_op(
+            "MEAN", [T((1, 4, 4, 8)), T((1,), "int32", [0])], [T((1, 4, 4, 8))], options("ReducerOptions", keepDims=True)
+        ),
+        False,
+        "batch dimension",
+    ),
+    (
+        "reduce max over batch",
+        lambda: one_op(
+            "REDUCE_MAX", [T((1, 4, 4, 8)), T((1,), "int32", [0])], [T((1, 4, 4, 8))], options("ReducerOptions", keepDims=True)
+        ),
+        False,
+        "batch dimension",
+    ),
+    (
+        "reduce min over y",
+        lambda: one_op("REDUCE_MIN", [T((1, 4, 4, 8)), T((1,), "int32", [1])], [T((1, 4, 8))], options("ReducerOptions")),
+        True,
+        None,
+    ),
+    (
+        "pad x and y",
+        lambda: one_op("PAD", [T((1, 4, 4, 8)), T((4, 2), "int32", [0, 0, 1, 1, 1, 1, 0, 0])], [T((1, 6, 6, 8))]),
+        True,
+        None,
+    ),
+    (
+        "pad batch",
+        lambda: one_op("PAD", [T((1, 4, 4, 8)), T((4, 2), "int32", [0, 1, 0, 0, 0, 0, 0, 0])], [T((2, 4, 4, 8))]),
+        False,
+        "batch",
+    ),
+    (
+        "pack axis 1",
+        lambda: one_op("PACK", [T((1, 8)), T((1, 8))], [T((1, 2, 8))], options("PackOptions", valuesCount=2, axis=1)),
+        True,
+        None,
+    ),
+    (
+        "pack axis 0",
+        lambda: one_op("PACK", [T((1, 8)), T((1, 8))], [T((2, 1, 8))], options("PackOptions", valuesCount=2, axis=0)),
+        False,
+        "batch",
+    ),
+    (
+        "prelu 1-D alpha",
+        lambda: one_op("PRELU", [T((1, 4, 4, 8)), T((1, 1, 8), values=np.ones(8))], [T((1, 4, 4, 8))]),
+        True,
+        None,
+    ),
+    (
+        "prelu 2-D alpha",
+        lambda: one_op("PRELU", [T((1, 4, 4, 8)), T((1, 4, 8), values=np.ones(32))], [T((1, 4, 4, 8))]),
+        False,
+        "alpha",
+    ),
+    (
+        "resize bilinear",
+        lambda: one_op(
+            "RESIZE_BILINEAR", [T((1, 4, 4, 8)), T((2,), "int32", [8, 8])], [T((1, 8, 8, 8))], options("ResizeBilinearOptions")
+        ),
+        True,
+        None,
+    ),
     ("softmax 1-D", lambda: one_op("SOFTMAX", [T((1, 10))], [T((1, 10))], options("SoftmaxOptions", beta=1.0)), True, None),
-    ("softmax 2-D", lambda: one_op("SOFTMAX", [T((1, 4, 10))], [T((1, 4, 10))], options("SoftmaxOptions", beta=1.0)), False, "not one-dimensional"),
-    ("softmax 20,000", lambda: one_op("SOFTMAX", [T((1, 20000))], [T((1, 20000))], options("SoftmaxOptions", beta=1.0)), False, "20,000 elements"),
-    ("squeeze leading", lambda: one_op("SQUEEZE", [T((1, 1, 1, 8))], [T((1, 8))], options("SqueezeOptions", squeezeDims=[1, 2])), True, None),
-    ("squeeze inner", lambda: one_op("SQUEEZE", [T((1, 4, 1, 8))], [T((1, 4, 8))], options("SqueezeOptions", squeezeDims=[2])), False, "leading 1s"),
-    ("strided slice", lambda: one_op("STRIDED_SLICE", [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 2, 4, 8]), T((4,), "int32", [1, 1, 1, 1])], [T((1, 2, 4, 8))], options("StridedSliceOptions")), True, None),
-    ("strided slice stride 2", lambda: one_op("STRIDED_SLICE", [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 4, 4, 8]), T((4,), "int32", [1, 2, 1, 1])], [T((1, 2, 4, 8))], options("StridedSliceOptions")), False, "strides"),
-    ("strided slice ellipsis", lambda: one_op("STRIDED_SLICE", [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 2, 4, 8]), T((4,), "int32", [1, 1, 1, 1])], [T((1, 2, 4, 8))], options("StridedSliceOptions", ellipsisMask=1)), False, "ellipsis"),
-    ("leaky relu", lambda: one_op("LEAKY_RELU", [T((1, 4, 4, 8))], [T((1, 4, 4, 8))], options("LeakyReluOptions", alpha=0.1)), False, table.NOT_SUPPORTED),
+    (
+        "softmax 2-D",
+        lambda: one_op("SOFTMAX", [T((1, 4, 10))], [T((1, 4, 10))], options("SoftmaxOptions", beta=1.0)),
+        False,
+        "not one-dimensional",
+    ),
+    (
+        "softmax 20,000",
+        lambda: one_op("SOFTMAX", [T((1, 20000))], [T((1, 20000))], options("SoftmaxOptions", beta=1.0)),
+        False,
+        "20,000 elements",
+    ),
+    (
+        "squeeze leading",
+        lambda: one_op("SQUEEZE", [T((1, 1, 1, 8))], [T((1, 8))], options("SqueezeOptions", squeezeDims=[1, 2])),
+        True,
+        None,
+    ),
+    (
+        "squeeze inner",
+        lambda: one_op("SQUEEZE", [T((1, 4, 1, 8))], [T((1, 4, 8))], options("SqueezeOptions", squeezeDims=[2])),
+        False,
+        "leading 1s",
+    ),
+    (
+        "strided slice",
+        lambda: one_op(
+            "STRIDED_SLICE",
+            [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 2, 4, 8]), T((4,), "int32", [1, 1, 1, 1])],
+            [T((1, 2, 4, 8))],
+            options("StridedSliceOptions"),
+        ),
+        True,
+        None,
+    ),
+    (
+        "strided slice stride 2",
+        lambda: one_op(
+            "STRIDED_SLICE",
+            [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 4, 4, 8]), T((4,), "int32", [1, 2, 1, 1])],
+            [T((1, 2, 4, 8))],
+            options("StridedSliceOptions"),
+        ),
+        False,
+        "strides",
+    ),
+    (
+        "strided slice ellipsis",
+        lambda: one_op(
+            "STRIDED_SLICE",
+            [T((1, 4, 4, 8)), T((4,), "int32", [0, 0, 0, 0]), T((4,), "int32", [1, 2, 4, 8]), T((4,), "int32", [1, 1, 1, 1])],
+            [T((1, 2, 4, 8))],
+            options("StridedSliceOptions", ellipsisMask=1),
+        ),
+        False,
+        "ellipsis",
+    ),
+    (
+        "leaky relu",
+        lambda: one_op("LEAKY_RELU", [T((1, 4, 4, 8))], [T((1, 4, 4, 8))], options("LeakyReluOptions", alpha=0.1)),
+        False,
+        table.NOT_SUPPORTED,
+    ),
     ("custom op", lambda: one_op("CUSTOM", [T((1, 8))], [T((1, 8))], custom="MyOp"), False, "custom op 'MyOp'"),
-    ("float add", lambda: one_op("ADD", [T((1, 4, 4, 8), "float32"), T((1, 4, 4, 8), "float32")], [T((1, 4, 4, 8), "float32")]), False, "float32"),
+    (
+        "float add",
+        lambda: one_op("ADD", [T((1, 4, 4, 8), "float32"), T((1, 4, 4, 8), "float32")], [T((1, 4, 4, 8), "float32")]),
+        False,
+        "float32",
+    ),
     ("5-D tensor", lambda: one_op("ADD", [T((1, 2, 4, 4, 8)), T((1, 2, 4, 4, 8))], [T((1, 2, 4, 4, 8))]), False, "3 innermost"),
     ("batch of 4", lambda: one_op("ADD", [T((4, 4, 4, 8)), T((4, 4, 4, 8))], [T((4, 4, 4, 8))]), False, "batch of 4"),
 ]
@@ -246,8 +484,18 @@ def test_mappable_model_is_compatible(converted):
     assert report.compatible and report.ops_mapped == report.ops_total > 5 and report.subgraphs == 1
     assert report.first_unmapped is None and report.errors == ()
     d = report.to_dict()
-    for key in ("target", "compatible", "ops_total", "ops_mapped", "subgraphs", "first_unmapped", "param_bytes",
-                "on_chip_cache_bytes", "off_chip_bytes", "ops"):
+    for key in (
+        "target",
+        "compatible",
+        "ops_total",
+        "ops_mapped",
+        "subgraphs",
+        "first_unmapped",
+        "param_bytes",
+        "on_chip_cache_bytes",
+        "off_chip_bytes",
+        "ops",
+    ):
         assert key in d
     assert d["target"] == "edgetpu" and d["on_chip_cache_bytes"] == 8 * 1024 * 1024 and d["off_chip_bytes"] == 0
     assert d["param_bytes"] == report.param_bytes > 0
@@ -263,7 +511,7 @@ def test_unmappable_op_in_the_middle_sends_the_rest_to_the_cpu(converted):
     assert "supported-op table" in report.first_unmapped["reason"]
     assert all(o.mapped for o in report.ops[:k]) and not any(o.mapped for o in report.ops[k:])
     assert report.ops_mapped == k and report.ops_cpu == len(names) - k
-    assert {o.status for o in report.ops[k + 1:]} == {table.AFTER_CPU_OP}
+    assert {o.status for o in report.ops[k + 1 :]} == {table.AFTER_CPU_OP}
     assert report.subgraphs == 1 and not report.compatible
     text = report.to_text()
     assert "LEAKY_RELU" in text and "First unmapped: #%d LEAKY_RELU" % k in text
@@ -311,7 +559,9 @@ def test_check_cli(converted, tmp_path):
     d = json.loads(fail.stdout)
     assert d["compatible"] is False and d["first_unmapped"]["op"] == "LEAKY_RELU"
     text = runner.invoke(main, ["check", "--target", "edgetpu", str(bad)])
-    assert text.exit_code == 1 and text.stderr.strip().splitlines()[-1].startswith("Error: bad.tflite is not compatible with the Edge TPU")
+    assert text.exit_code == 1 and text.stderr.strip().splitlines()[-1].startswith(
+        "Error: bad.tflite is not compatible with the Edge TPU"
+    )
     missing = runner.invoke(main, ["check", str(good)])
     assert missing.exit_code == 1 and "--target" in missing.stderr
     junk = tmp_path / "junk.tflite"
@@ -399,10 +649,18 @@ def test_parse_log_fully_mapped():
 def test_parse_log_partial_mapping_and_the_operation_log_file():
     report = parse_log(PARTIAL_LOG, "net_edgetpu.tflite")
     assert not report.compatible and report.ops_total == 9 and report.ops_mapped == 3 and report.ops_cpu == 6
-    assert report.first_unmapped == {"index": None, "op": "TRANSPOSE", "status": "Operation not supported", "reason": "Operation not supported"}
+    assert report.first_unmapped == {
+        "index": None,
+        "op": "TRANSPOSE",
+        "status": "Operation not supported",
+        "reason": "Operation not supported",
+    }
     assert report.off_chip_bytes == int(1.5 * 1024 * 1024)
     # The operation log file repeats the table; console output and log together count once.
-    log_file = "Edge TPU Compiler version 16.0.384591198\nInput: net.tflite\nOutput: net_edgetpu.tflite\n\n" + PARTIAL_LOG[PARTIAL_LOG.index("Operator  "):]
+    log_file = (
+        "Edge TPU Compiler version 16.0.384591198\nInput: net.tflite\nOutput: net_edgetpu.tflite\n\n"
+        + PARTIAL_LOG[PARTIAL_LOG.index("Operator  ") :]
+    )
     assert parse_log(PARTIAL_LOG + "\n" + log_file).ops_total == 9
     assert parse_log(log_file).ops_mapped == 3
 
@@ -507,13 +765,28 @@ def keras_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("edgetpu_export")
     model = create_model("xception-pico", SHAPE, num_classes=len(LABELS))
     model.save(root / "model.keras")
-    write_sidecar(root / "model.keras", ArtifactMetadata(format="keras", precision="float32", labels=LABELS, input_shape=SHAPE, arch="xception-pico"))
+    write_sidecar(
+        root / "model.keras",
+        ArtifactMetadata(format="keras", precision="float32", labels=LABELS, input_shape=SHAPE, arch="xception-pico"),
+    )
     np.save(root / "calib.npy", np.random.default_rng(0).integers(0, 256, (32, *SHAPE), dtype=np.uint8))
     return root
 
 
 def _export_args(root, out):
-    return ["export", str(root / "model.keras"), "--int8", "--target", "edgetpu", "--calib", str(root / "calib.npy"), "--calib-size", "32", "-o", str(out)]
+    return [
+        "export",
+        str(root / "model.keras"),
+        "--int8",
+        "--target",
+        "edgetpu",
+        "--calib",
+        str(root / "calib.npy"),
+        "--calib-size",
+        "32",
+        "-o",
+        str(out),
+    ]
 
 
 def test_export_for_edgetpu_with_the_compiler(keras_dir, tmp_path, fake_compiler):
@@ -596,8 +869,19 @@ def compiled_model(tmp_path):
     from edgecnn.artifact import Quantization
 
     q = Quantization("uint8", 0.1, 0)
-    write_sidecar(path, ArtifactMetadata(format="tflite", precision="int8", labels=LABELS, input_shape=SHAPE,
-                                         input_dtype="uint8", output_dtype="uint8", input_quantization=q, output_quantization=q))
+    write_sidecar(
+        path,
+        ArtifactMetadata(
+            format="tflite",
+            precision="int8",
+            labels=LABELS,
+            input_shape=SHAPE,
+            input_dtype="uint8",
+            output_dtype="uint8",
+            input_quantization=q,
+            output_quantization=q,
+        ),
+    )
     return path
 
 
@@ -670,8 +954,10 @@ def test_predict_and_validate_with_device_edgetpu_without_the_runtime(compiled_m
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     runner = CliRunner()
-    for args in (["predict", str(compiled_model), str(image), "--device", "edgetpu:usb:0"],
-                 ["validate", str(compiled_model), "--device", "edgetpu"]):
+    for args in (
+        ["predict", str(compiled_model), str(image), "--device", "edgetpu:usb:0"],
+        ["validate", str(compiled_model), "--device", "edgetpu"],
+    ):
         result = runner.invoke(main, args)
         assert result.exit_code == 1, result.output
         last = result.stderr.strip().splitlines()[-1]
@@ -710,7 +996,10 @@ def test_every_registered_architecture_maps_entirely(arch, tmp_path, no_compiler
     keras().utils.set_random_seed(0)
     shape = (32, 32, 3)
     create_model(arch, shape, num_classes=len(LABELS)).save(tmp_path / "model.keras")
-    write_sidecar(tmp_path / "model.keras", ArtifactMetadata(format="keras", precision="float32", labels=LABELS, input_shape=shape, arch=arch))
+    write_sidecar(
+        tmp_path / "model.keras",
+        ArtifactMetadata(format="keras", precision="float32", labels=LABELS, input_shape=shape, arch=arch),
+    )
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).integers(0, 256, (16, *shape), dtype=np.uint8))
     options = ExportOptions(int8=True, target="edgetpu", calib_path=tmp_path / "calib.npy", calib_size=16)
     with warnings.catch_warnings():

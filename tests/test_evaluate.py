@@ -61,7 +61,7 @@ def test_validate_runs_without_tensorflow(exported_run):
         print(result.accuracy, result.agreement)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     accuracy, agreement = map(float, proc.stdout.split())
     assert accuracy > 0.5 and agreement > 0.9

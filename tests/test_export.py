@@ -56,7 +56,9 @@ def test_int8_weights_take_a_quarter_of_the_float_bytes(exported_run):
 
     def weight_bytes(path, dtype):
         model = load_tflite(path)
-        return sum(model.buffer_sizes[t.buffer] for t in model.subgraphs[0].tensors if t.buffer and t.dtype == dtype and len(t.shape) > 1)
+        return sum(
+            model.buffer_sizes[t.buffer] for t in model.subgraphs[0].tensors if t.buffer and t.dtype == dtype and len(t.shape) > 1
+        )
 
     float_bytes, int8_bytes = weight_bytes(out / "model_fp32.tflite", "float32"), weight_bytes(out / "model_int8.tflite", "int8")
     assert int8_bytes == pytest.approx(float_bytes / 4, rel=0.01)
@@ -72,7 +74,7 @@ def test_folded_model_has_no_batchnorm_and_matches(exported_run, digits_small):
     x = digits_small.normalization.apply(digits_small.test.images[:64])
     a, b = original.predict_on_batch(x), folded.predict_on_batch(x)
     assert np.abs(a - b).max() <= 1e-4 * (a.max() - a.min())
-    assert result.folded_layers == len([l for l in original.layers if type(l).__name__ == "BatchNormalization"])
+    assert result.folded_layers == len([layer for layer in original.layers if type(layer).__name__ == "BatchNormalization"])
 
 
 @pytest.mark.parametrize("io, dtype", [("int8", "int8"), ("float32", "float32")])

@@ -61,7 +61,7 @@ def test_architecture_follows_the_xception_pattern(name):
     assert "block1_residual" in by_name
     assert by_name["block1_residual"].strides == (2, 2)
     assert by_name["block1_pool"].pool_size == (3, 3)
-    assert sum(isinstance(l, layers.Add) for l in model.layers) == len(recipe.entry) + recipe.middle_repeats
+    assert sum(isinstance(layer, layers.Add) for layer in model.layers) == len(recipe.entry) + recipe.middle_repeats
     assert model.output_shape == (None, 4)
 
 
@@ -99,15 +99,18 @@ def test_register_a_recipe_file(tmp_path):
     path.write_text(json.dumps(data))
     recipe = register_model(path)
     assert isinstance(recipe, Recipe) and "xception-test-custom" in list_models()
-    assert create_model("xception-test-custom", num_classes=3).count_params() < create_model("xception-pico", num_classes=3).count_params()
+    assert (
+        create_model("xception-test-custom", num_classes=3).count_params()
+        < create_model("xception-pico", num_classes=3).count_params()
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_trains_folds_and_converts(name, tmp_path):
     """Registry-wide: one training step, an exact fold, a full-integer int8 conversion."""
-    from edgecnn.export.tflite import convert_int8
     from edgecnn.artifact import Normalization
+    from edgecnn.export.tflite import convert_int8
     from edgecnn.fold import count_batchnorm_after_linear, fold_model
     from edgecnn.quantize import CalibrationSet
     from edgecnn.runtime.tflite_file import read_tflite

@@ -343,7 +343,7 @@ def _bad_files(onnx_run, root: Path) -> dict[str, Path]:
 
     out, _ = onnx_run
     data = (out / "model_int8.onnx").read_bytes()
-    tflite = (out.parent / "tflite_for_onnx.tflite")
+    tflite = out.parent / "tflite_for_onnx.tflite"
     if not tflite.exists():
         from edgecnn.export.tflite import convert_float
         from edgecnn.keras_file import load_keras_model
@@ -392,7 +392,7 @@ def test_cli_predict_with_a_bad_onnx_file_is_one_line_in_a_real_process(onnx_run
         result = invoke("predict", paths[name], image)
         assert result.exit_code == 1 and result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
     proc = subprocess.run(
-        [sys.executable, "-m", "edgecnn", "predict", str(paths["half"]), str(image)], capture_output=True, text=True
+        [sys.executable, "-m", "edgecnn", "predict", str(paths["half"]), str(image)], check=False, capture_output=True, text=True
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if line.startswith("Error: ")]
@@ -421,7 +421,7 @@ def test_runtime_runs_onnx_without_tensorflow_or_the_onnx_package(onnx_run, digi
         print(result.accuracy, result.agreement, result.format)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     accuracy, agreement, fmt = proc.stdout.split()
     assert float(accuracy) > 0.5 and float(agreement) >= 0.9 and fmt == "onnx"
@@ -430,9 +430,7 @@ def test_runtime_runs_onnx_without_tensorflow_or_the_onnx_package(onnx_run, digi
 # --- options and CLI -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "field, value", [("calib_method", "kl"), ("onnx_format", "QDQ"), ("onnx_format", "tflite")]
-)
+@pytest.mark.parametrize("field, value", [("calib_method", "kl"), ("onnx_format", "QDQ"), ("onnx_format", "tflite")])
 def test_bad_option_values_quote_the_value(field, value):
     with pytest.raises(ConfigError, match=repr(value)):
         ExportOptions(**{field: value})
@@ -452,8 +450,21 @@ def test_cli_export_validate_predict_onnx(onnx_run, tmp_path, digits_small):
     out, _ = onnx_run
     dest = tmp_path / "cli"
     result = invoke(
-        "export", out / "model.keras", "--format", "onnx", "--int8", "--onnx-format", "qdq", "--calib-method",
-        "minmax", "--dynamic-batch", "--calib-size", 100, "-o", dest, "--json",
+        "export",
+        out / "model.keras",
+        "--format",
+        "onnx",
+        "--int8",
+        "--onnx-format",
+        "qdq",
+        "--calib-method",
+        "minmax",
+        "--dynamic-batch",
+        "--calib-size",
+        100,
+        "-o",
+        dest,
+        "--json",
     )
     assert result.exit_code == 0, result.output
     written = json.loads(result.stdout)["artifacts"]
@@ -465,7 +476,10 @@ def test_cli_export_validate_predict_onnx(onnx_run, tmp_path, digits_small):
     assert (options["onnx_format"], options["calib_method"], options["dynamic_batch"]) == ("qdq", "minmax", True)
     assert "DequantizeLinear" in op_types(dest / "model_int8.onnx")
 
-    result = invoke("validate", dest / "model_int8.onnx", "--reference", dest / "model_fp32.onnx", "--threads", 1, "--json")
+    # A briefly trained model: this checks the command path; the accuracy floors are the slow tests'.
+    result = invoke(
+        "validate", dest / "model_int8.onnx", "--reference", dest / "model_fp32.onnx", "--threads", 1, "--max-drop", 10, "--json"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["format"] == "onnx" and report["precision"] == "int8" and report["samples"] == len(digits_small.test)
@@ -505,8 +519,10 @@ def _check_onnx_floors(report: dict, out: Path, dataset) -> dict:
     assert drop <= 0.5 and agreement >= 0.98
     assert fp32["accuracy"] == pytest.approx((float_top1 == labels).mean())
     assert int8["accuracy"] == pytest.approx((int8_top1 == labels).mean())
-    print(f"\n{report['arch']} on {report['dataset']}: max |ONNX - Keras| {max_diff:.2e}, float {fp32['accuracy']:.4f}, "
-          f"int8 {int8['accuracy']:.4f}, drop {drop:+.2f} points, agreement {agreement:.4f}")
+    print(
+        f"\n{report['arch']} on {report['dataset']}: max |ONNX - Keras| {max_diff:.2e}, float {fp32['accuracy']:.4f}, "
+        f"int8 {int8['accuracy']:.4f}, drop {drop:+.2f} points, agreement {agreement:.4f}"
+    )
     return {"max_diff": max_diff, "float": fp32["accuracy"], "int8": int8["accuracy"], "drop": drop, "agreement": agreement}
 
 

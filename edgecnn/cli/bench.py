@@ -30,10 +30,13 @@ def _thread_list(ctx, param, value):
 @json_option
 def bench(artifacts, threads, runs, warmup, min_time, device, as_json):
     """Latency (p50/p90/mean), size, parameters, MACs and peak memory of ARTIFACTS."""
-    from ..evaluate.bench import BenchOptions, bench as run_bench, runtime_versions, text_table
+    from ..evaluate.bench import BenchOptions, runtime_versions, text_table
+    from ..evaluate.bench import bench as run_bench
 
     with quiet_stdout(as_json):
-        report = run_bench(artifacts, BenchOptions(threads=threads, runs=runs, warmup=warmup, min_seconds=min_time, device=device))
+        report = run_bench(
+            artifacts, BenchOptions(threads=threads, runs=runs, warmup=warmup, min_seconds=min_time, device=device)
+        )
     if as_json:
         emit_json(report)
     else:

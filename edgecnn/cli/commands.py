@@ -42,9 +42,18 @@ def models():
 @arch_option
 @img_size_option
 @epochs_option
-@click.option("--width", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Channel width multiplier.")
+@click.option(
+    "--width", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Channel width multiplier."
+)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", "learning_rate", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
+@click.option(
+    "--lr",
+    "learning_rate",
+    default=3e-3,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Peak learning rate.",
+)
 @seed_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
 @json_option
@@ -78,7 +87,13 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 
 @main.command()
 @click.argument("model", type=existing_file)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Folded model [default: folded.keras beside MODEL].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Folded model [default: folded.keras beside MODEL].",
+)
 @data_option
 def fold(model, output, data):
     """Fold BatchNorm layers into the preceding convolutions and verify the result."""
@@ -111,25 +126,45 @@ def fold(model, output, data):
 @click.option("--int8", is_flag=True, help="Also write a full-integer int8 model.")
 @formats_option()
 @io_option
-@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None, help="Calibration images: a folder or a uint8 .npy/.npz.")
+@click.option(
+    "--calib",
+    "calib_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Calibration images: a folder or a uint8 .npy/.npz.",
+)
 @calib_size_option
 @calib_method_option
 @onnx_format_option
 @dynamic_batch_option
 @data_option
 @click.option(
-    "--target", type=click.Choice(["edgetpu"]), default=None,
+    "--target",
+    type=click.Choice(["edgetpu"]),
+    default=None,
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder].")
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder]."
+)
 @json_option
-def export(model, int8, formats, io, calib_path, calib_size, calib_method, onnx_format, dynamic_batch, data, target, out, as_json):
+def export(
+    model, int8, formats, io, calib_path, calib_size, calib_method, onnx_format, dynamic_batch, data, target, out, as_json
+):
     """Export MODEL (.keras) to device formats, folding BatchNorm first."""
     from ..export import ExportOptions, export_model
 
     options = ExportOptions(
-        formats=formats, int8=int8, io=io, calib_size=calib_size, calib_path=calib_path, data=data,
-        calib_method=calib_method, onnx_format=onnx_format, dynamic_batch=dynamic_batch, target=target,
+        formats=formats,
+        int8=int8,
+        io=io,
+        calib_size=calib_size,
+        calib_path=calib_path,
+        data=data,
+        calib_method=calib_method,
+        onnx_format=onnx_format,
+        dynamic_batch=dynamic_batch,
+        target=target,
     )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)
@@ -150,11 +185,15 @@ def export(model, int8, formats, io, calib_path, calib_size, calib_method, onnx_
 @click.argument("artifact", type=existing_file)
 @data_option
 @click.option("--reference", type=existing_file, default=None, help="Model to compare with (agreement, accuracy drop).")
-@click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed accuracy drop in points.")
+@click.option(
+    "--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed accuracy drop in points."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
 @device_option
 @click.option(
-    "--target", default=None, metavar="NAME|ssh://[USER@]HOST[:PORT]",
+    "--target",
+    default=None,
+    metavar="NAME|ssh://[USER@]HOST[:PORT]",
     help="Run on an ARM target and compare with the host: arm64-pi4, arm64-pi5, armv7-pi (emulated) or a board over SSH.",
 )
 @click.option("--python", "board_python", default="python3", show_default=True, help="Python interpreter on an ssh:// board.")
@@ -163,12 +202,15 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
     """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop."""
     if target:
         if reference is not None or device != "cpu":
-            raise click.UsageError("--target compares the target with the host; it cannot be combined with --reference or --device")
+            raise click.UsageError(
+                "--target compares the target with the host; it cannot be combined with --reference or --device"
+            )
         from .targets import validate_on_target
 
         return validate_on_target(artifact, target, board_python, data, threads, max_drop, as_json)
     from ..data import dataset_for
-    from ..evaluate import load_predictor, validate as run_validation
+    from ..evaluate import load_predictor
+    from ..evaluate import validate as run_validation
 
     with quiet_stdout(as_json):
         predictor = load_predictor(artifact, num_threads=threads, device=device)
@@ -179,7 +221,9 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
     else:
         line = f"{result.name}: accuracy {result.accuracy:.2%} on {result.samples} test images ({result.backend})"
         if result.agreement is not None:
-            line += f"; agreement {result.agreement:.2%}, drop {result.accuracy_drop:+.2f} points vs {Path(result.reference).name}"
+            line += (
+                f"; agreement {result.agreement:.2%}, drop {result.accuracy_drop:+.2f} points vs {Path(result.reference).name}"
+            )
         click.echo(line)
     if not result.passed:
         click.echo(f"Error: accuracy dropped {result.accuracy_drop:.2f} points, more than --max-drop {max_drop}", err=True)
@@ -200,7 +244,13 @@ def predict(model, images, top_k, threads, device, as_json):
     loaded = runtime.load(model, num_threads=threads, device=device)
     results = {str(path): loaded.classify(path, top_k=top_k) for path in images}
     if as_json:
-        emit_json({"model": str(model), "backend": loaded.backend, "predictions": {p: [{"label": l, "score": s} for l, s in r] for p, r in results.items()}})
+        emit_json(
+            {
+                "model": str(model),
+                "backend": loaded.backend,
+                "predictions": {p: [{"label": label, "score": s} for label, s in r] for p, r in results.items()},
+            }
+        )
         return
     for path, top in results.items():
         click.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in top))
@@ -216,18 +266,34 @@ def predict(model, images, top_k, threads, device, as_json):
 @calib_size_option
 @calib_method_option
 @onnx_format_option
-@click.option("--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed int8 accuracy drop in points.")
+@click.option(
+    "--max-drop",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Largest allowed int8 accuracy drop in points.",
+)
 @seed_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
 @json_option
 def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, max_drop, seed, out, as_json):
     """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
     from ..evaluate.report import text_table
-    from ..pipeline import RunConfig, run as run_pipeline
+    from ..pipeline import RunConfig
+    from ..pipeline import run as run_pipeline
 
     config = RunConfig(
-        data=data or "digits", arch=arch, img_size=img_size, epochs=epochs, out=out, seed=seed,
-        formats=formats, io=io, calib_size=calib_size, calib_method=calib_method, onnx_format=onnx_format,
+        data=data or "digits",
+        arch=arch,
+        img_size=img_size,
+        epochs=epochs,
+        out=out,
+        seed=seed,
+        formats=formats,
+        io=io,
+        calib_size=calib_size,
+        calib_method=calib_method,
+        onnx_format=onnx_format,
         max_drop=max_drop,
     )
     with quiet_stdout(as_json):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")
-seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Seed for data generation, splits and training.")
+seed_option = click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed for data generation, splits and training."
+)
 data_option = click.option(
     "--data",
     default=None,
@@ -15,7 +17,9 @@ data_option = click.option(
 img_size_option = click.option(
     "--img-size", type=click.IntRange(min=8), default=None, help="Square input size in pixels (default: the data set's)."
 )
-arch_option = click.option("--arch", default="xception-nano", show_default=True, help="Registered architecture (see `edgecnn models`).")
+arch_option = click.option(
+    "--arch", default="xception-nano", show_default=True, help="Registered architecture (see `edgecnn models`)."
+)
 epochs_option = click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
 io_option = click.option(
     "--io",
@@ -25,7 +29,11 @@ io_option = click.option(
     help="Input/output type of int8 TFLite models (uint8: feed camera bytes directly); int8 ONNX models take float32.",
 )
 calib_size_option = click.option(
-    "--calib-size", default=300, show_default=True, type=click.IntRange(min=1), help="Calibration images drawn from the training split."
+    "--calib-size",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Calibration images drawn from the training split.",
 )
 
 
@@ -68,7 +76,9 @@ def formats_option(default: str = "tflite"):
             raise click.BadParameter(f"{value!r}: choose from {', '.join(FORMATS)} (comma-separated)")
         return names
 
-    return click.option("--format", "formats", default=default, show_default=True, callback=parse, help="Export formats, comma-separated.")
+    return click.option(
+        "--format", "formats", default=default, show_default=True, callback=parse, help="Export formats, comma-separated."
+    )
 
 
 def _parse_device(ctx, param, value):

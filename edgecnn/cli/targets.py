@@ -19,16 +19,22 @@ def targets():
 @click.argument("arches", nargs=-1, required=True, metavar="arm64|armhf|all...")
 @click.option("--force", is_flag=True, help="Rebuild even when a finished environment is cached.")
 @click.option(
-    "--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Cache folder [default: $EDGECNN_ARM_CACHE, else ~/.cache/edgecnn/arm].",
 )
 @json_option
 def setup(arches, force, cache, as_json):
     """Build the ARM emulation environment (qemu, a Debian sysroot, ARM wheels); cached."""
-    from ..targets.arm import ARCHES, setup as arm_setup
+    from ..targets.arm import ARCHES
+    from ..targets.arm import setup as arm_setup
 
     names = list(ARCHES) if "all" in arches else list(dict.fromkeys(arches))
-    log = (lambda message: click.echo(message, err=True))
+
+    def log(message):
+        click.echo(message, err=True)
+
     results = []
     with quiet_stdout(as_json):
         for name in names:
@@ -38,8 +44,10 @@ def setup(arches, force, cache, as_json):
         return
     for r in results:
         state = "cached" if r.cached else f"built in {r.seconds:.0f} s"
-        click.echo(f"{r.env.arch}: {state} in {r.env.root} (qemu {r.env.qemu_version}, {r.env.runtime}, "
-                   f"{len(r.env.packages)} Debian packages)")
+        click.echo(
+            f"{r.env.arch}: {state} in {r.env.root} (qemu {r.env.qemu_version}, {r.env.runtime}, "
+            f"{len(r.env.packages)} Debian packages)"
+        )
         for warning in r.warnings:
             click.echo(f"Warning: {warning}", err=True)
 
@@ -52,8 +60,14 @@ def list_targets(as_json):
 
     ready = status()
     rows = [
-        {"target": t.name, "arch": t.arch, "cpu": t.cpu, "board": t.board, "ready": ready.get(t.arch) is not None,
-         "runtime": (ready.get(t.arch) or {}).get("runtime")}
+        {
+            "target": t.name,
+            "arch": t.arch,
+            "cpu": t.cpu,
+            "board": t.board,
+            "ready": ready.get(t.arch) is not None,
+            "runtime": (ready.get(t.arch) or {}).get("runtime"),
+        }
         for t in EMULATED_TARGETS.values()
     ]
     if as_json:
@@ -78,7 +92,11 @@ def validate_on_target(artifact, target, python, data, threads, max_drop, as_jso
     if as_json:
         emit_json(result.to_dict())
     else:
-        where = f"emulated {result.device.get('cpu')}" if result.emulated else (result.device.get("model") or result.device.get("cpu") or "board")
+        where = (
+            f"emulated {result.device.get('cpu')}"
+            if result.emulated
+            else (result.device.get("model") or result.device.get("cpu") or "board")
+        )
         diff = "-" if result.max_abs_diff_lsb is None else f"{result.max_abs_diff_lsb} LSB"
         click.echo(
             f"{Path(result.artifact).name} on {result.target} ({where}, {result.runtime}): accuracy {_percent(result.accuracy)}, "

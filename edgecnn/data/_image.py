@@ -50,8 +50,7 @@ def check_fractions(val_fraction, test_fraction) -> tuple[float, float]:
             raise DataError(f"{name} must be a number in [0, 1), got {value!r}")
     if val_fraction + test_fraction >= 1:
         raise DataError(
-            f"val_fraction + test_fraction must be below 1 to leave training data, "
-            f"got {val_fraction!r} + {test_fraction!r}"
+            f"val_fraction + test_fraction must be below 1 to leave training data, got {val_fraction!r} + {test_fraction!r}"
         )
     return float(val_fraction), float(test_fraction)
 

@@ -19,9 +19,7 @@ class Split:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
             raise ValueError(f"Split.images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
         if self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),):
-            raise ValueError(
-                f"Split.labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}"
-            )
+            raise ValueError(f"Split.labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)

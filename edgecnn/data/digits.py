@@ -41,13 +41,9 @@ def digits_arrays(image_size=None, channels=None) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(images), np.asarray(bunch.target, dtype=np.int64)
 
 
-def load_digits(
-    image_size=None, channels=None, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2
-) -> Dataset:
+def load_digits(image_size=None, channels=None, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Dataset:
     """The digits data set (default 32x32x1), split stratified by `seed`."""
     seed = check_seed(seed)
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
     images, labels = digits_arrays(image_size, channels)
-    return build_dataset(
-        "digits", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
-    )
+    return build_dataset("digits", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)

@@ -108,8 +108,14 @@ def load_folder(
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
     classes, images, labels, skipped = folder_arrays(source, image_size, channels)
     return build_dataset(
-        os.fspath(source), classes, images, labels,
-        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, skipped=skipped,
+        os.fspath(source),
+        classes,
+        images,
+        labels,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        skipped=skipped,
     )
 
 

@@ -78,12 +78,14 @@ def load_dataset(
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         name = source if isinstance(source, str) and source in _BUILTIN else "a folder data set"
-        raise DataError(
-            f"unknown option(s) {', '.join(unknown)} for {name}; accepted: {', '.join(accepted) or 'none'}"
-        )
+        raise DataError(f"unknown option(s) {', '.join(unknown)} for {name}; accepted: {', '.join(accepted) or 'none'}")
     return loader(
-        image_size=image_size, channels=channels, seed=seed,
-        val_fraction=val_fraction, test_fraction=test_fraction, **options,
+        image_size=image_size,
+        channels=channels,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        **options,
     )
 
 

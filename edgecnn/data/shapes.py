@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import DataError
-from ._image import is_int, check_channels, check_fractions, check_image_size, check_seed, rgb_to_gray
+from ._image import check_channels, check_fractions, check_image_size, check_seed, is_int, rgb_to_gray
 from .dataset import Dataset, build_dataset
 
 DEFAULT_SIZE = (64, 64)
@@ -59,10 +59,7 @@ def _luma(c) -> float:
 def _color_pair(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
     while True:
         bg, fg = rng.integers(0, 256, size=(2, 3))
-        if (
-            float(np.linalg.norm(fg - bg)) >= MIN_COLOR_DISTANCE
-            and abs(_luma(fg) - _luma(bg)) >= MIN_LUMA_DIFFERENCE
-        ):
+        if float(np.linalg.norm(fg - bg)) >= MIN_COLOR_DISTANCE and abs(_luma(fg) - _luma(bg)) >= MIN_LUMA_DIFFERENCE:
             return tuple(int(v) for v in bg), tuple(int(v) for v in fg)
 
 
@@ -138,6 +135,4 @@ def load_shapes(
     """The shapes data set (default 64x64x3, 400 images per class), split stratified by `seed`."""
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
     images, labels = generate_shapes(samples_per_class, image_size, channels, seed)
-    return build_dataset(
-        "shapes", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
-    )
+    return build_dataset("shapes", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)

@@ -53,9 +53,7 @@ def stratified_split(labels, val_fraction: float, test_fraction: float, seed: in
         parts[1].append(idx[:n_val])
         parts[2].append(idx[n_val : n_val + n_test])
         parts[0].append(idx[n_val + n_test :])
-    return tuple(
-        rng.permutation(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts
-    )
+    return tuple(rng.permutation(np.concatenate(p)).astype(np.int64) if p else np.zeros(0, np.int64) for p in parts)
 
 
 def stratified_sample(labels, size: int, seed: int) -> np.ndarray:

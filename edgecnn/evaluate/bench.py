@@ -96,7 +96,9 @@ def bench_file(path: str | Path, options: BenchOptions = BenchOptions()) -> list
     return results
 
 
-def result_entry(path: Path, meta, backend: str, threads: int, latency: Latency, stats: dict, device: Optional[str] = None) -> dict:
+def result_entry(
+    path: Path, meta, backend: str, threads: int, latency: Latency, stats: dict, device: Optional[str] = None
+) -> dict:
     gmacs = stats["macs"] / (latency.p50 * 1e6) if stats.get("macs") else None
     return {
         "path": str(path),
@@ -153,9 +155,15 @@ def text_table(results: list[dict]) -> str:
     header = ["artifact", "precision", "threads", "p50 ms", "p90 ms", "size", "params", "MMACs", "GMAC/s", "peak mem"]
     rows = [
         [
-            Path(r["path"]).name, r["precision"], str(r["threads"]), f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}",
-            human_size(r["size_bytes"]), f"{r['params']:,}" if r["params"] is not None else "-",
-            f"{r['macs'] / 1e6:.1f}" if r["macs"] else "-", f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "-",
+            Path(r["path"]).name,
+            r["precision"],
+            str(r["threads"]),
+            f"{r['latency_ms']['p50']:.3f}",
+            f"{r['latency_ms']['p90']:.3f}",
+            human_size(r["size_bytes"]),
+            f"{r['params']:,}" if r["params"] is not None else "-",
+            f"{r['macs'] / 1e6:.1f}" if r["macs"] else "-",
+            f"{r['gmacs_per_s']:.1f}" if r["gmacs_per_s"] else "-",
             human_size(r["peak_memory_bytes"]) if r["peak_memory_bytes"] is not None else "-",
         ]
         for r in results

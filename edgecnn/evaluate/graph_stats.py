@@ -67,7 +67,8 @@ def tflite_stats(path_or_model) -> GraphStats:
     for index, (code, op) in enumerate(model.operators()):
         # Constant inputs are parameters, except int32 shape/axis operands; a conv's int32 bias counts.
         weights = [
-            i for position, i in enumerate(op.inputs)
+            i
+            for position, i in enumerate(op.inputs)
             if i in constant and i not in counted and (tensors[i].dtype != "int32" or (code.name in _WEIGHTED and position == 2))
         ]
         counted.update(weights)
@@ -75,9 +76,7 @@ def tflite_stats(path_or_model) -> GraphStats:
         name = tensors[op.outputs[0]].name if op.outputs else ""
         layers.append(LayerStats(index, code.name, name, _tflite_macs(code.name, op.inputs, op.outputs, tensors), params))
     sizes = {
-        i: prod(t.shape) * _DTYPE_BYTES.get(t.dtype, 4)
-        for i, t in enumerate(tensors)
-        if i not in constant and not t.is_variable
+        i: prod(t.shape) * _DTYPE_BYTES.get(t.dtype, 4) for i, t in enumerate(tensors) if i not in constant and not t.is_variable
     }
     ops = [([i for i in op.inputs if i >= 0], list(op.outputs)) for op in graph.operators]
     return _summary(layers, ops, graph.inputs, graph.outputs, sizes)
@@ -86,8 +85,8 @@ def tflite_stats(path_or_model) -> GraphStats:
 def _summary(layers: list[LayerStats], ops, inputs, outputs, sizes: dict[int, int]) -> GraphStats:
     arena = plan(lifetimes_from_graph(ops, inputs, outputs, sizes))
     return GraphStats(
-        params=sum(l.params for l in layers),
-        macs=sum(l.macs for l in layers),
+        params=sum(layer.params for layer in layers),
+        macs=sum(layer.macs for layer in layers),
         peak_memory_bytes=arena.peak_bytes,
         live_memory_lower_bound=arena.live_lower_bound,
         layers=tuple(layers),
@@ -166,7 +165,11 @@ def onnx_stats(path: str | Path) -> GraphStats:
             if b is not None:
                 transposed = op in ("Gemm", "QGemm") and any(a.name == "transB" and a.i for a in node.attribute)
                 macs = prod(shapes[node.output[0]]) * (b.shape[1] if transposed else b.shape[0])
-        weights = [i for i in node.input if i in initializers and i not in counted and initializers[i].ndim >= 1 and initializers[i].size > 1]
+        weights = [
+            i
+            for i in node.input
+            if i in initializers and i not in counted and initializers[i].ndim >= 1 and initializers[i].size > 1
+        ]
         counted.update(weights)
         layers.append(LayerStats(index, op, node.name, macs, sum(initializers[i].size for i in weights)))
     sizes = {}

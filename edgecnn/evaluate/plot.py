@@ -26,19 +26,30 @@ def accuracy_latency_plot(points: list[dict], path: str | Path, title: str) -> P
     for p in points:
         area = 40 + 600 * p["size_bytes"] / largest
         ax.scatter(
-            p["latency_ms"]["p50"], p["accuracy"] * 100, s=area, alpha=0.7,
-            marker=_MARKERS.get(p["format"], "o"), color=_COLOURS.get(p["precision"], "tab:gray"), edgecolors="black",
+            p["latency_ms"]["p50"],
+            p["accuracy"] * 100,
+            s=area,
+            alpha=0.7,
+            marker=_MARKERS.get(p["format"], "o"),
+            color=_COLOURS.get(p["precision"], "tab:gray"),
+            edgecolors="black",
         )
         if p.get("name"):
-            ax.annotate(p["name"], (p["latency_ms"]["p50"], p["accuracy"] * 100), fontsize=7, xytext=(5, 4), textcoords="offset points")
+            ax.annotate(
+                p["name"], (p["latency_ms"]["p50"], p["accuracy"] * 100), fontsize=7, xytext=(5, 4), textcoords="offset points"
+            )
     ax.set_xscale("log")
     ax.set_xlabel("latency p50 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.text(
-        0.99, 0.01, "area ~ file size; blue float32, orange int8; circle Keras, square TFLite, triangle ONNX",
-        transform=ax.transAxes, ha="right", fontsize=7,
+        0.99,
+        0.01,
+        "area ~ file size; blue float32, orange int8; circle Keras, square TFLite, triangle ONNX",
+        transform=ax.transAxes,
+        ha="right",
+        fontsize=7,
     )
     fig.tight_layout()
     path = Path(path)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifact import METADATA_KEY, ArtifactMetadata, write_sidecar
-from ..errors import MissingDependencyError, VerificationError
+from ..errors import MissingDependencyError, VerificationError, first_line
 from ..fileio import write_bytes
 from .options import DEFAULT_CALIB_METHOD, DEFAULT_ONNX_FORMAT
 
@@ -74,7 +74,7 @@ def check(proto) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise VerificationError(f"the converted ONNX model is invalid ({first})") from None
     bn = [n.name for n in proto.graph.node if n.op_type == "BatchNormalization"]
     if bn:
@@ -181,7 +181,11 @@ def quantize_int8(
     from ..quantize.onnx_reader import CalibrationReader
 
     formats = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
-    methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile}
+    methods = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }
     types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
     input_name = float_proto.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:

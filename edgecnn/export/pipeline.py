@@ -61,7 +61,9 @@ def _exporter(name: str, target: str | None = None):
     return importlib.import_module(TARGET_EXPORTERS.get((name, target), FORMATS[name]))
 
 
-def export_model(model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()) -> ExportResult:
+def export_model(
+    model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()
+) -> ExportResult:
     from ..fold import count_batchnorm_after_linear, fold_model
     from ..tf import keras
 
@@ -110,7 +112,12 @@ def export_model(model_path: str | Path, out_dir: str | Path | None = None, opti
             },
             "seconds": round(time.perf_counter() - started, 2),
             "artifacts": [
-                {"path": a.name, "format": a.metadata.format, "precision": a.metadata.precision, "size_bytes": a.path.stat().st_size}
+                {
+                    "path": a.name,
+                    "format": a.metadata.format,
+                    "precision": a.metadata.precision,
+                    "size_bytes": a.path.stat().st_size,
+                }
                 for a in artifacts
             ],
         },

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, write_sidecar
 from ..fileio import write_bytes
 from .tflite_metadata import embed_metadata

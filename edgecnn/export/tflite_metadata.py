@@ -32,9 +32,7 @@ def _schema():
 
         return schema
     except (ImportError, MissingDependencyError):
-        raise MissingDependencyError(
-            "the TFLite flatbuffer schema is not installed; pip install ai-edge-litert"
-        ) from None
+        raise MissingDependencyError("the TFLite flatbuffer schema is not installed; pip install ai-edge-litert") from None
 
 
 def _aligned_buffer_class(schema):
@@ -49,7 +47,7 @@ def _aligned_buffer_class(schema):
             payload = np.asarray(self.data, dtype=np.uint8).tobytes()
             builder.StartVector(1, len(payload), _BUFFER_ALIGNMENT)
             builder.head -= len(payload)
-            builder.Bytes[builder.head:builder.head + len(payload)] = payload
+            builder.Bytes[builder.head : builder.head + len(payload)] = payload
             data = builder.EndVector()
             schema.BufferStart(builder)
             schema.BufferAddData(builder, data)
@@ -84,8 +82,11 @@ def _shared_zero_point_class(schema, cache: dict):
             if key not in cache:
                 cache[key] = builder.CreateNumpyVector(zero_point)
             schema.QuantizationParametersStart(builder)
-            for field, add in (("min", schema.QuantizationParametersAddMin), ("max", schema.QuantizationParametersAddMax),
-                               ("scale", schema.QuantizationParametersAddScale)):
+            for field, add in (
+                ("min", schema.QuantizationParametersAddMin),
+                ("max", schema.QuantizationParametersAddMax),
+                ("scale", schema.QuantizationParametersAddScale),
+            ):
                 if field in vectors:
                     add(builder, vectors[field])
             schema.QuantizationParametersAddZeroPoint(builder, cache[key])
@@ -164,4 +165,3 @@ def _only_metadata_user(model, entry) -> bool:
     if model.metadataBuffer is not None and index in list(model.metadataBuffer):
         return False
     return all(t.buffer != index for sg in model.subgraphs or [] for t in sg.tensors or [])
-

@@ -119,8 +119,6 @@ def fold_separable(depthwise_kernel, pointwise_kernel, bias, bn: BNParams):
     dw = np.asarray(depthwise_kernel, dtype=np.float64)
     pw = np.asarray(pointwise_kernel, dtype=np.float64)
     if dw.ndim != 4 or pw.ndim != 4 or pw.shape[:2] != (1, 1) or pw.shape[2] != dw.shape[2] * dw.shape[3]:
-        raise ValueError(
-            f"SeparableConv2D kernels do not fit together: depthwise {dw.shape}, pointwise {pw.shape}"
-        )
+        raise ValueError(f"SeparableConv2D kernels do not fit together: depthwise {dw.shape}, pointwise {pw.shape}")
     pw, b = _fold_last_axis(pw, bias, bn, 4, "SeparableConv2D pointwise")
     return _f32(dw), pw, b

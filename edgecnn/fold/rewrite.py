@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ModelFileError, VerificationError
+from ..errors import ConfigError, DataError, ModelFileError, VerificationError, first_line
 from ..fileio import atomic_path
 from ..keras_file import load_keras_model
 from .math import BNParams, fold_conv, fold_dense, fold_depthwise, fold_separable
@@ -252,9 +252,7 @@ def _why_not(graph: _Graph, bn: str, model, keras) -> Optional[str]:
     producer = calls[0][0]
     cls = graph.class_of(producer)
     if cls in _NONLINEAR:
-        return (
-            f"follows {cls} '{producer}': folding into the next conv is not exact at zero-padded borders"
-        )
+        return f"follows {cls} '{producer}': folding into the next conv is not exact at zero-padded borders"
     if cls not in _LINEAR:
         return f"follows {cls} '{producer}', which is not one of {', '.join(LINEAR_LAYERS)}"
     if not _is_exact_linear(graph, producer, model, keras):
@@ -365,7 +363,7 @@ def fold_batchnorm(model, custom_objects: Optional[Mapping[str, Any]] = None) ->
             new_model = cls.from_config(graph.config, custom_objects=custom_objects)
         except Exception as exc:
             raise ConfigError(
-                f"could not rebuild model '{model.name}' from its config ({_first_line(exc)}); "
+                f"could not rebuild model '{model.name}' from its config ({first_line(exc)}); "
                 "pass custom_objects for any custom layers"
             ) from exc
 
@@ -463,9 +461,7 @@ def verify_fold(original, folded, inputs, rtol: float = 1e-4) -> float:
     return worst
 
 
-def fold_model(
-    model, sample_inputs, rtol: float = 1e-4, custom_objects: Optional[Mapping[str, Any]] = None
-) -> FoldResult:
+def fold_model(model, sample_inputs, rtol: float = 1e-4, custom_objects: Optional[Mapping[str, Any]] = None) -> FoldResult:
     """Fold and verify on `sample_inputs`; raises VerificationError if the outputs differ."""
     result = fold_batchnorm(model, custom_objects=custom_objects)
     error = verify_fold(model, result.model, sample_inputs, rtol=rtol)

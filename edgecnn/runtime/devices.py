@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import ConfigError, EdgecnnError, MissingDependencyError
+from ..errors import ConfigError, EdgecnnError, MissingDependencyError, first_line
 
 #: The delegate library on each system, as Coral names it.
 EDGETPU_LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
@@ -77,12 +77,14 @@ def load_edgetpu_delegate(device: Device, library: Optional[str] = None):
     try:
         ctypes.CDLL(library)
     except OSError as exc:
-        raise MissingDependencyError(f"the Edge TPU runtime library {library} could not be loaded ({exc}); {RUNTIME_HINT}") from None
+        raise MissingDependencyError(
+            f"the Edge TPU runtime library {library} could not be loaded ({exc}); {RUNTIME_HINT}"
+        ) from None
     options = {"device": device.address} if device.address else {}
     try:
         return load_delegate(library, options)
     except (ValueError, RuntimeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         which = f"at {device.address.lstrip(':')}" if device.address else "attached"
         raise DeviceError(
             f"{library} loaded but found no Edge TPU {which} ({first}): plug in the Coral USB Accelerator "

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ..errors import ConfigError, MissingDependencyError, ModelFileError
+from ..errors import ConfigError, MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
 from .tflite_file import read_tflite
 
@@ -113,7 +113,7 @@ def load_interpreter(
     try:
         interpreter = interpreter_class(**kwargs)
     except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelFileError(
             f"{label or 'model data'} could not be loaded by {backend} ({first}); "
             "the model may use ops this runtime lacks: upgrade it or re-export the model"

@@ -173,7 +173,10 @@ class TFLiteRuntimeModel(RuntimeModel):
             raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {meta.num_classes} labels; {fix}")
         self.input_dtype = np.dtype(self._input["dtype"]).name
         self.output_dtype = np.dtype(self._output["dtype"]).name
-        for what, actual, declared in (("input", self.input_dtype, meta.input_dtype), ("output", self.output_dtype, meta.output_dtype)):
+        for what, actual, declared in (
+            ("input", self.input_dtype, meta.input_dtype),
+            ("output", self.output_dtype, meta.output_dtype),
+        ):
             if actual != declared:
                 raise ModelFileError(f"{path} has a {actual} {what} but its metadata says {declared}; {fix}")
         self.input_quantization = _quantization(self._input, "input", path)
@@ -197,7 +200,7 @@ class TFLiteRuntimeModel(RuntimeModel):
         out = np.empty((len(batch), self.metadata.num_classes), dtype=np.float32)
         interp, in_index, out_index = self._interpreter, self._input["index"], self._output["index"]
         for i in range(len(batch)):
-            interp.set_tensor(in_index, x[i:i + 1])
+            interp.set_tensor(in_index, x[i : i + 1])
             interp.invoke()
             y = interp.get_tensor(out_index).reshape(-1)
             out[i] = dequantize(y, self.output_quantization) if self.output_quantization else y
@@ -246,7 +249,9 @@ def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str
     path = Path(path)
     if parse_device(device).is_edgetpu:
         if path.suffix.lower() != ".tflite":
-            raise ConfigError(f"{path}: the Edge TPU runs .tflite models compiled by edgetpu_compiler, not {path.suffix or 'this file'}")
+            raise ConfigError(
+                f"{path}: the Edge TPU runs .tflite models compiled by edgetpu_compiler, not {path.suffix or 'this file'}"
+            )
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist; check the model path")
         return TFLiteRuntimeModel(path, num_threads=num_threads, device=device)

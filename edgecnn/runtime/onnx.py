@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from ..artifact import METADATA_KEY, sidecar_path
-from ..errors import ConfigError, MissingDependencyError, ModelFileError
+from ..errors import ConfigError, MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
 from .model import RuntimeModel, resolve_metadata
 from .preprocess import dequantize, prepare_input
@@ -52,11 +52,6 @@ def onnxruntime_module():
     return onnxruntime
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(exc).__name__
-
-
 def _read(path: Path) -> bytes:
     data = read_model_bytes(path)
     if not data:
@@ -82,7 +77,7 @@ def create_session(data: bytes, path: Path, num_threads: Optional[int] = None):
         return ort.InferenceSession(data, options, providers=[PROVIDER], enable_fallback=0)
     except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, InvalidGraph, ...)
         raise ModelFileError(
-            f"{path} is not a valid ONNX model that onnxruntime {ort.__version__} can load ({_first_line(exc)}); "
+            f"{path} is not a valid ONNX model that onnxruntime {ort.__version__} can load ({first_line(exc)}); "
             "export or copy it again"
         ) from None
 
@@ -96,7 +91,7 @@ class OnnxRuntimeModel(RuntimeModel):
         try:
             embedded = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         except Exception as exc:
-            raise ModelFileError(f"{path}: cannot read the model's metadata ({_first_line(exc)})") from None
+            raise ModelFileError(f"{path}: cannot read the model's metadata ({first_line(exc)})") from None
         meta = resolve_metadata(path, embedded.encode() if embedded is not None else None)
         ort = onnxruntime_module()
         super().__init__(path, meta, f"onnxruntime {ort.__version__} {session.get_providers()[0]}")
@@ -128,7 +123,10 @@ class OnnxRuntimeModel(RuntimeModel):
             if actual != declared:
                 raise ModelFileError(f"{path} has a {actual} {what} but its metadata says {declared}; {fix}")
         self.input_dtype, self.output_dtype = meta.input_dtype, meta.output_dtype
-        for what, dtype, q in (("input", meta.input_dtype, meta.input_quantization), ("output", meta.output_dtype, meta.output_quantization)):
+        for what, dtype, q in (
+            ("input", meta.input_dtype, meta.input_quantization),
+            ("output", meta.output_dtype, meta.output_quantization),
+        ):
             if dtype in ("uint8", "int8", "int16") and q is None:
                 raise ModelFileError(f"{path} has a {dtype} {what} but its metadata gives no quantization; {fix}")
 
@@ -143,7 +141,7 @@ class OnnxRuntimeModel(RuntimeModel):
         try:
             return self._session.run([self._output.name], {self._input.name: x})[0]
         except Exception as exc:  # a file whose graph loads but cannot execute (corrupt shapes, ...)
-            raise ModelFileError(f"{self.path}: onnxruntime failed to run the model ({_first_line(exc)}); re-export it") from None
+            raise ModelFileError(f"{self.path}: onnxruntime failed to run the model ({first_line(exc)}); re-export it") from None
 
     def predict(self, pixels) -> np.ndarray:
         batch = self._batch(pixels)

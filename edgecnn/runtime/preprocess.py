@@ -81,9 +81,7 @@ def is_identity_quantization(q: Quantization, meta: ArtifactMetadata) -> bool:
     norm = meta.normalization
     if q.dtype != "uint8" or q.scale <= 0:
         return False
-    return math.isclose(q.scale * 255.0, norm.scale * 255.0, rel_tol=1e-5) and q.zero_point == round(
-        -norm.offset / q.scale
-    )
+    return math.isclose(q.scale * 255.0, norm.scale * 255.0, rel_tol=1e-5) and q.zero_point == round(-norm.offset / q.scale)
 
 
 def prepare_input(
@@ -103,9 +101,7 @@ def prepare_input(
         return meta.normalization.apply(pixels).astype(input_dtype)
     q = quantization or meta.input_quantization
     if q is None:
-        raise ModelFileError(
-            f"the model takes {input_dtype} input but no input quantization is known; re-export it with edgecnn"
-        )
+        raise ModelFileError(f"the model takes {input_dtype} input but no input quantization is known; re-export it with edgecnn")
     if q.dtype != input_dtype:
         q = Quantization(input_dtype, q.scale, q.zero_point)
     if is_identity_quantization(q, meta):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from flatbuffers import encode, number_types as N, util
+from flatbuffers import encode, util
+from flatbuffers import number_types as N
 from flatbuffers.table import Table
 
 from ..errors import ModelFileError
@@ -22,7 +23,8 @@ from ..fileio import read_model_bytes
 FILE_IDENTIFIER = b"TFL3"
 
 #: BuiltinOperator enum of schema.fbs, indexed by builtin code.
-BUILTIN_OPERATORS = tuple("""
+BUILTIN_OPERATORS = tuple(
+    """
 ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE
 EMBEDDING_LOOKUP FLOOR FULLY_CONNECTED HASHTABLE_LOOKUP L2_NORMALIZATION L2_POOL_2D
 LOCAL_RESPONSE_NORMALIZATION LOGISTIC LSH_PROJECTION LSTM MAX_POOL_2D MUL RELU RELU_N1_TO_1 RELU6
@@ -52,13 +54,34 @@ STABLEHLO_DYNAMIC_SLICE STABLEHLO_DYNAMIC_UPDATE_SLICE STABLEHLO_PAD STABLEHLO_I
 STABLEHLO_DOT_GENERAL STABLEHLO_REDUCE_WINDOW STABLEHLO_SORT STABLEHLO_WHILE STABLEHLO_GATHER
 STABLEHLO_TRANSPOSE DILATE STABLEHLO_RNG_BIT_GENERATOR REDUCE_WINDOW STABLEHLO_COMPOSITE
 STABLEHLO_SHIFT_LEFT STABLEHLO_CBRT STABLEHLO_CASE
-""".split())
+""".split()
+)
 
 #: TensorType enum of schema.fbs as numpy-style names, indexed by type code.
 TENSOR_TYPES = (
-    "float32", "float16", "int32", "uint8", "int64", "string", "bool", "int16", "complex64",
-    "int8", "float64", "complex128", "uint64", "resource", "variant", "uint32", "uint16",
-    "int4", "bfloat16", "int2", "uint4", "float8_e4m3fn", "float8_e5m2",
+    "float32",
+    "float16",
+    "int32",
+    "uint8",
+    "int64",
+    "string",
+    "bool",
+    "int16",
+    "complex64",
+    "int8",
+    "float64",
+    "complex128",
+    "uint64",
+    "resource",
+    "variant",
+    "uint32",
+    "uint16",
+    "int4",
+    "bfloat16",
+    "int2",
+    "uint4",
+    "float8_e4m3fn",
+    "float8_e5m2",
 )
 
 #: ActivationFunctionType enum of schema.fbs.
@@ -66,8 +89,25 @@ ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
 
 #: BuiltinOptions union type -> vtable slot of its ``fused_activation_function`` field.
 _FUSED_ACTIVATION_SLOT = {
-    1: 10, 2: 12, 5: 14, 6: 6, 7: 4, 8: 4, 10: 6, 11: 4, 12: 4, 14: 4, 21: 4, 28: 4, 29: 4,
-    31: 6, 49: 10, 69: 4, 70: 6, 71: 4, 106: 12,
+    1: 10,
+    2: 12,
+    5: 14,
+    6: 6,
+    7: 4,
+    8: 4,
+    10: 6,
+    11: 4,
+    12: 4,
+    14: 4,
+    21: 4,
+    28: 4,
+    29: 4,
+    31: 6,
+    49: 10,
+    69: 4,
+    70: 6,
+    71: 4,
+    106: 12,
 }
 
 
@@ -125,7 +165,7 @@ class TFLiteModel:
 
     def buffer_data(self, index: int) -> bytes:
         start, size = self.buffer_spans[index]
-        return self.data[start:start + size]
+        return self.data[start : start + size]
 
     def operators(self, subgraph: int = 0) -> list[tuple[OperatorCode, Operator]]:
         return [(self.operator_codes[op.opcode_index], op) for op in self.subgraphs[subgraph].operators]
@@ -205,7 +245,7 @@ class _Tab(Table):
 
     def string(self, slot: int) -> Optional[str]:
         start, n = self.vector(slot, 1)
-        return bytes(self.Bytes[start:start + n]).decode("utf-8", "replace") if start else None
+        return bytes(self.Bytes[start : start + n]).decode("utf-8", "replace") if start else None
 
     def table(self, slot: int) -> Optional["_Tab"]:
         pos = self._target(slot)
@@ -259,7 +299,11 @@ def _operator(t: _Tab) -> Operator:
         code = options.scalar(slot, N.Int8Flags, 0) if options is not None else 0
         activation = _name(ACTIVATIONS, code, "ACTIVATION_")
     return Operator(
-        t.scalar(4, N.Uint32Flags, 0), t.numbers(6, "i", 4), t.numbers(8, "i", 4), options_type, activation,
+        t.scalar(4, N.Uint32Flags, 0),
+        t.numbers(6, "i", 4),
+        t.numbers(8, "i", 4),
+        options_type,
+        activation,
         options.Pos if options is not None else 0,
     )
 
@@ -341,7 +385,7 @@ def read_tflite(data: bytes, path=None) -> TFLiteModel:
             if not 0 <= index < len(buffers):
                 raise _Corrupt(f"metadata {m.string(4)!r} points at missing buffer {index}")
             start, size = buffers[index]
-            metadata[m.string(4) or ""] = data[start:start + size]
+            metadata[m.string(4) or ""] = data[start : start + size]
         codes = tuple(_operator_code(x) for x in model.tables(6))
         subgraphs = tuple(_subgraph(x) for x in model.tables(8))
         for sg in subgraphs:
@@ -358,8 +402,7 @@ def read_tflite(data: bytes, path=None) -> TFLiteModel:
         )
     except (_Corrupt, IndexError, struct.error, TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(
-            f"{_label(path)} is not a valid TFLite model (truncated or corrupt flatbuffer: {exc}); "
-            "export or copy it again"
+            f"{_label(path)} is not a valid TFLite model (truncated or corrupt flatbuffer: {exc}); export or copy it again"
         ) from None
 
 

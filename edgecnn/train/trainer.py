@@ -74,7 +74,9 @@ def _augmenter(tf, shape, shift: float, seed: int):
     return augment
 
 
-def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None, model=None) -> TrainResult:
+def fit(
+    dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None, model=None
+) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
     `model` replaces the registered architecture with a Keras model built elsewhere
@@ -112,9 +114,7 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
 
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     started = time.perf_counter()
-    history = model.fit(
-        train_ds, validation_data=(x_val, y_val), epochs=config.epochs, verbose=verbose
-    ).history
+    history = model.fit(train_ds, validation_data=(x_val, y_val), epochs=config.epochs, verbose=verbose).history
 
     # Measure the mode gap before and after fixing the statistics, so a report can show both.
     val_train_mode = accuracy(model, x_val, y_val, training=True, batch_size=config.batch_size)

@@ -27,9 +27,7 @@ DEFAULT_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 HOST_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 
 #: Host apt options worth keeping (proxies, timeouts, snapshot mirrors' date checks).
-_CARRIED_OPTIONS = re.compile(
-    r"^Acquire::(https?|ftp)::|^Acquire::(Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6)\b"
-)
+_CARRIED_OPTIONS = re.compile(r"^Acquire::(https?|ftp)::|^Acquire::(Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6)\b")
 
 
 class AptError(EdgecnnError):
@@ -250,13 +248,17 @@ class AptRoot:
         return "\n".join(lines) + "\n"
 
     def write(self) -> None:
-        for sub in ("etc/apt.conf.d", "etc/sources.list.d", "etc/preferences.d", "state/lists/partial",
-                    "cache/archives/partial", "log"):
+        for sub in (
+            "etc/apt.conf.d",
+            "etc/sources.list.d",
+            "etc/preferences.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+            "log",
+        ):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "etc" / "sources.list").write_text("")
-        (self.root / "etc" / "sources.list.d" / "debian.sources").write_text(
-            "\n".join(s.render() for s in self.sources)
-        )
+        (self.root / "etc" / "sources.list.d" / "debian.sources").write_text("\n".join(s.render() for s in self.sources))
         status = self.root / "state" / "status"
         if not status.exists():
             status.write_text("")
@@ -269,7 +271,9 @@ class AptRoot:
 
     def _apt(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(["apt-get", "-q", *args], env=self.env(), capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(
+                ["apt-get", "-q", *args], env=self.env(), check=False, capture_output=True, text=True, timeout=timeout
+            )
         except FileNotFoundError:
             raise AptError("apt-get is not installed; ARM emulation needs a Debian or Ubuntu host") from None
         except subprocess.TimeoutExpired:
@@ -278,7 +282,7 @@ class AptRoot:
     def update(self, retries: int = 2) -> list[str]:
         """Fetch the package lists; returns apt's warnings (a list that failed to download is one)."""
         self.write()
-        for attempt in range(retries + 1):
+        for _ in range(retries + 1):
             proc = self._apt("update", timeout=600)
             problems = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("E:", "W:", "Err:"))]
             if proc.returncode == 0:
@@ -302,8 +306,13 @@ class AptRoot:
             old.unlink()
         try:
             proc = subprocess.run(
-                ["apt-get", "-q", "download", *packages], env=self.env(), cwd=self.archives,
-                capture_output=True, text=True, timeout=600,
+                ["apt-get", "-q", "download", *packages],
+                env=self.env(),
+                cwd=self.archives,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
         except FileNotFoundError:
             raise AptError("apt-get is not installed; ARM emulation needs a Debian or Ubuntu host") from None

@@ -47,7 +47,9 @@ class Comparison:
 def compare(device: np.ndarray, host: np.ndarray, labels: np.ndarray, quantization: Optional[Quantization]) -> Comparison:
     device, host, labels = np.asarray(device), np.asarray(host), np.asarray(labels)
     if device.shape != host.shape or len(device) != len(labels):
-        raise DeviceRunError(f"the device returned outputs of shape {device.shape}, the host {host.shape}, for {len(labels)} images")
+        raise DeviceRunError(
+            f"the device returned outputs of shape {device.shape}, the host {host.shape}, for {len(labels)} images"
+        )
     d_top, h_top = device.argmax(axis=-1), host.argmax(axis=-1)
     lsb = lsb_diff(device, host, quantization)
     abs_diff = np.abs(device.astype(np.float64) - host.astype(np.float64))
@@ -142,7 +144,9 @@ def artifact_metadata(path: Path) -> ArtifactMetadata:
     from ...runtime import load_tflite, resolve_metadata
 
     if path.suffix.lower() != ".tflite":
-        raise ModelFileError(f"{path} is not a .tflite file; ARM targets run TFLite artifacts (export with `edgecnn export --int8`)")
+        raise ModelFileError(
+            f"{path} is not a .tflite file; ARM targets run TFLite artifacts (export with `edgecnn export --int8`)"
+        )
     parsed = load_tflite(path)
     return resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
 
@@ -158,7 +162,7 @@ def test_split(meta: ArtifactMetadata, data: Optional[str]):
 
 def parse_report(stdout: str, where: str, outputs: Optional[Path] = None) -> RunnerReport:
     """The runner's JSON line (the last one on stdout), and its outputs."""
-    line = next((l for l in reversed(stdout.splitlines()) if l.startswith("{")), None)
+    line = next((text for text in reversed(stdout.splitlines()) if text.startswith("{")), None)
     if line is None:
         raise DeviceRunError(f"the runner printed no result on {where}")
     try:
@@ -178,8 +182,8 @@ def parse_report(stdout: str, where: str, outputs: Optional[Path] = None) -> Run
 
 
 def failure_message(proc: subprocess.CompletedProcess, where: str) -> str:
-    lines = [l.strip() for l in (proc.stderr or "").splitlines() if l.strip()]
-    interesting = [l for l in lines if "Error" in l or "error" in l or "fault" in l.lower()]
+    lines = [text.strip() for text in (proc.stderr or "").splitlines() if text.strip()]
+    interesting = [text for text in lines if "Error" in text or "error" in text or "fault" in text.lower()]
     detail = (interesting or lines or [f"exit code {proc.returncode}"])[-1]
     return f"the runner failed on {where} (exit code {proc.returncode}): {detail[:300]}"
 

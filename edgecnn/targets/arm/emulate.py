@@ -44,7 +44,7 @@ TIMEOUT = 1800
 
 def _run(argv: list[str], env: dict, where: str, out: Path, timeout: float) -> RunnerReport:
     try:
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(argv, env=env, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise DeviceRunError(f"the runner on {where} took longer than {timeout:.0f} s and was stopped") from None
     if proc.returncode != 0 and not proc.stdout.strip():
@@ -52,14 +52,16 @@ def _run(argv: list[str], env: dict, where: str, out: Path, timeout: float) -> R
     return parse_report(proc.stdout, where, out)
 
 
-def run_emulated(env: ArmEnv, cpu: str, runner: Path, model: Path, images: Path, out: Path,
-                 threads: Optional[int], timeout: float = TIMEOUT) -> RunnerReport:
+def run_emulated(
+    env: ArmEnv, cpu: str, runner: Path, model: Path, images: Path, out: Path, threads: Optional[int], timeout: float = TIMEOUT
+) -> RunnerReport:
     argv = env.command(cpu, str(runner), *runner_args(model, images, out, threads))
     return _run(argv, env.environ([runner.parent]), f"{env.arch} ({cpu}, emulated)", out, timeout)
 
 
-def run_host(env: Optional[ArmEnv], runner: Path, model: Path, images: Path, out: Path,
-             threads: Optional[int], timeout: float = TIMEOUT) -> RunnerReport:
+def run_host(
+    env: Optional[ArmEnv], runner: Path, model: Path, images: Path, out: Path, threads: Optional[int], timeout: float = TIMEOUT
+) -> RunnerReport:
     """The same runner with the host's Python: the environment's host-site runtime if it has one."""
     args = [str(runner), *runner_args(model, images, out, threads)]
     environ = dict(os.environ)
@@ -108,11 +110,21 @@ def validate_emulated(
     if device.backend != host.backend:
         notes.append(f"the host ran {host.backend}, the target {device.backend}: differences may come from the runtimes")
     return TargetValidation.from_runs(
-        target.name, True, path, result, device, host,
+        target.name,
+        True,
+        path,
+        result,
+        device,
+        host,
         threads=threads,
-        device={"board": target.board, "cpu": target.cpu, "arch": target.arch,
-                "machine": device.device.get("machine"), "python": device.device.get("python"),
-                "numpy": device.raw.get("numpy")},
+        device={
+            "board": target.board,
+            "cpu": target.cpu,
+            "arch": target.arch,
+            "machine": device.device.get("machine"),
+            "python": device.device.get("python"),
+            "numpy": device.raw.get("numpy"),
+        },
         notes=tuple(notes),
         seconds=round(time.perf_counter() - started, 2),
         max_drop=max_drop,

@@ -146,11 +146,7 @@ class ArmEnv:
 
     def environ(self, pythonpath: Sequence[os.PathLike]) -> dict[str, str]:
         """Environment for the emulated Python: nothing of the host's Python or loader leaks in."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PYTHON", "LD_", "QEMU_", "VIRTUAL_ENV", "CONDA"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "LD_", "QEMU_", "VIRTUAL_ENV", "CONDA"))}
         env.update(
             PYTHONPATH=os.pathsep.join(str(p) for p in [*pythonpath, self.site]),
             PYTHONNOUSERSITE="1",
@@ -219,7 +215,7 @@ def _spec(recipe: ArchRecipe) -> dict:
 
 def _run(argv: Sequence[str], what: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **kwargs)
+        proc = subprocess.run(list(argv), check=False, capture_output=True, text=True, timeout=timeout, **kwargs)
     except FileNotFoundError:
         raise SetupError(f"{what}: {argv[0]} is not installed") from None
     except subprocess.TimeoutExpired:
@@ -349,14 +345,30 @@ def make_alternative_links(sysroot: Path) -> list[Path]:
 
 def _pip_install(target: Path, requirements: Sequence[str], platform: Optional[str], deps: bool, what: str) -> None:
     argv = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-warn-script-location", "--target", str(target), "--only-binary=:all:",
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--target",
+        str(target),
+        "--only-binary=:all:",
     ]
     if platform:
         # Older pips do not widen a manylinux tag to older glibc versions: list them.
         argv += [a for m in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{m}_{platform}")]
-        argv += ["--platform", f"manylinux2014_{platform}", "--python-version", PYTHON_VERSION,
-                 "--implementation", "cp", "--abi", "cp" + PYTHON_VERSION.replace(".", "")]
+        argv += [
+            "--platform",
+            f"manylinux2014_{platform}",
+            "--python-version",
+            PYTHON_VERSION,
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp" + PYTHON_VERSION.replace(".", ""),
+        ]
     if not deps:
         argv.append("--no-deps")
     _run([*argv, *requirements], what, timeout=900)
@@ -374,7 +386,7 @@ def _dist_version(site: Path, name: str) -> str:
 def _requirement_name(requirement: str) -> str:
     import re
 
-    return re.split(r"[<>=!~; \[]", requirement, 1)[0]
+    return re.split(r"[<>=!~; \[]", requirement, maxsplit=1)[0]
 
 
 def setup_qemu(cache: Path, log: Log = _quiet) -> tuple[Path, str, bool]:
@@ -403,8 +415,12 @@ def _smoke_test(env: ArmEnv) -> None:
     """Import the runtime under emulation: a broken sysroot fails here, at setup."""
     code = f"import numpy, flatbuffers, {env.recipe.runtime_module}.interpreter; print(numpy.__version__)"
     cpu = "cortex-a72" if env.arch == "arm64" else "cortex-a7"
-    _run(env.command(cpu, "-c", code), f"starting Python with {env.runtime} under {env.qemu.name}",
-         timeout=600, env=env.environ([]))
+    _run(
+        env.command(cpu, "-c", code),
+        f"starting Python with {env.runtime} under {env.qemu.name}",
+        timeout=600,
+        env=env.environ([]),
+    )
     if env.host_site:
         host_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         host_env["PYTHONPATH"] = str(env.host_site)
@@ -439,7 +455,9 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
 
     wheels, deps = spec["wheels"], recipe.wheels is None  # ai-edge-litert brings its own dependencies
     log(f"{recipe.arch}: installing {', '.join(wheels)} for {recipe.wheel_platform}")
-    _pip_install(partial / "site", wheels, recipe.wheel_platform, deps, f"downloading {' '.join(wheels)} for {recipe.wheel_platform}")
+    _pip_install(
+        partial / "site", wheels, recipe.wheel_platform, deps, f"downloading {' '.join(wheels)} for {recipe.wheel_platform}"
+    )
     runtime_name = _requirement_name(wheels[0])
     runtime = f"{runtime_name} {_dist_version(partial / 'site', runtime_name)}"
 
@@ -454,8 +472,14 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
             shutil.rmtree(partial / "host-site", ignore_errors=True)
             warnings.append(f"no {runtime_name} for the host's Python ({exc}); comparisons will use the host's runtime")
 
-    ready = {**spec, "qemu_version": qemu_version, "runtime": runtime, "host_runtime": host_runtime,
-             "packages": packages, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    ready = {
+        **spec,
+        "qemu_version": qemu_version,
+        "runtime": runtime,
+        "host_runtime": host_runtime,
+        "packages": packages,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     env = ArmEnv(recipe.arch, partial, qemu_dir / recipe.qemu, qemu_version, runtime, host_runtime, tuple(packages))
     log(f"{recipe.arch}: checking that {runtime} starts under {recipe.qemu}")
     _smoke_test(env)
@@ -491,12 +515,19 @@ def load_env(arch: str, cache: Optional[os.PathLike] = None, check_host: bool = 
     root = cache / recipe.arch
     ready = _read_json(root / "ready.json")
     if not ready:
-        raise SetupError(f"the {recipe.arch} emulation environment is not set up in {cache}; {hint} (Debian packages and PyPI wheels, about a minute)")
+        raise SetupError(
+            f"the {recipe.arch} emulation environment is not set up in {cache}; {hint} (Debian packages and PyPI wheels, about a minute)"
+        )
     if ready.get("layout") != LAYOUT:
         raise SetupError(f"the {recipe.arch} emulation environment in {cache} is from an older edgecnn; {hint}")
     qemu = cache / "qemu" / "bin" / recipe.qemu
     env = ArmEnv(
-        recipe.arch, root, qemu, ready.get("qemu_version", "?"), ready["runtime"], ready.get("host_runtime"),
+        recipe.arch,
+        root,
+        qemu,
+        ready.get("qemu_version", "?"),
+        ready["runtime"],
+        ready.get("host_runtime"),
         tuple(ready.get("packages", ())),
     )
     missing = [p for p in (qemu, env.python, env.site) if not p.exists()]

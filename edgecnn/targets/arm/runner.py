@@ -28,9 +28,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: ARM "CPU part" codes of /proc/cpuinfo found on Raspberry Pi class boards.
 CPU_PARTS = {
-    "0xb76": "ARM1176", "0xc07": "Cortex-A7", "0xc0f": "Cortex-A15", "0xd03": "Cortex-A53",
-    "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
-    "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0d": "Cortex-A77",
+    "0xb76": "ARM1176",
+    "0xc07": "Cortex-A7",
+    "0xc0f": "Cortex-A15",
+    "0xd03": "Cortex-A53",
+    "0xd04": "Cortex-A35",
+    "0xd05": "Cortex-A55",
+    "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72",
+    "0xd09": "Cortex-A73",
+    "0xd0a": "Cortex-A75",
+    "0xd0b": "Cortex-A76",
+    "0xd0d": "Cortex-A77",
     "0xd41": "Cortex-A78",
 }
 
@@ -150,8 +159,8 @@ def _run(args):
     started = time.perf_counter()
     try:
         import numpy as np
-        from edgecnn import __version__
-        from edgecnn import runtime
+
+        from edgecnn import __version__, runtime
         from edgecnn.errors import EdgecnnError
     except ImportError as exc:
         print(json.dumps({"error": f"cannot import the runtime: {exc}", "kind": "missing-runtime"}))

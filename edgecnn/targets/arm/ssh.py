@@ -84,11 +84,16 @@ def ssh_argv(target: SshTarget, remote: Sequence[str], config: Optional[Path] = 
     """argv of ``ssh`` running `remote` (quoted for the board's POSIX shell) on `target`."""
     argv = [
         "ssh",
-        "-o", "BatchMode=yes",
-        "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-        "-o", "ServerAliveInterval=10",
-        "-o", "ServerAliveCountMax=3",
-        "-o", "LogLevel=ERROR",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={CONNECT_TIMEOUT}",
+        "-o",
+        "ServerAliveInterval=10",
+        "-o",
+        "ServerAliveCountMax=3",
+        "-o",
+        "LogLevel=ERROR",
     ]
     if config is not None:
         argv += ["-F", str(config)]
@@ -106,13 +111,16 @@ class _Session:
     def argv(self, remote: Sequence[str]) -> list[str]:
         return ssh_argv(self.target, remote, self.config)
 
-    def call(self, remote: Sequence[str], what: str, data: Optional[bytes] = None, timeout: float = 120,
-             keep_stdin_open: bool = False) -> subprocess.CompletedProcess:
+    def call(
+        self, remote: Sequence[str], what: str, data: Optional[bytes] = None, timeout: float = 120, keep_stdin_open: bool = False
+    ) -> subprocess.CompletedProcess:
         argv = self.argv(remote)
         try:
             if keep_stdin_open:
                 return self._call_watched(argv, what, timeout)
-            return subprocess.run(argv, input=data if data is not None else b"", capture_output=True, timeout=timeout)
+            return subprocess.run(
+                argv, input=data if data is not None else b"", check=False, capture_output=True, timeout=timeout
+            )
         except FileNotFoundError:
             raise EdgecnnError("the OpenSSH client (ssh) is not installed; install it (apt-get install openssh-client)") from None
         except subprocess.TimeoutExpired:
@@ -142,10 +150,10 @@ class _Session:
         signal; `connected` (an earlier call got through) tells them apart.
         """
         stderr = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else proc.stderr
-        lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+        lines = [text.strip() for text in stderr.splitlines() if text.strip()]
         detail = lines[-1] if lines else f"exit code {proc.returncode}"
         if proc.returncode == 255 and connected:
-            errors = [l for l in lines if "error" in l.lower() or "fault" in l.lower()] or lines
+            errors = [text for text in lines if "error" in text.lower() or "fault" in text.lower()] or lines
             raise DeviceRunError(
                 f"{what} on {self.target.label} ended abnormally (the process was killed or the connection dropped): "
                 f"{(errors[-1] if errors else 'no message')[:300]}"
@@ -169,7 +177,9 @@ class _Session:
 
 def probe(session: _Session) -> dict:
     """What the board's Python has; MissingDependencyError when it cannot run a model."""
-    out = session.check(session.call([session.python, "-c", PROBE], "checking Python", timeout=CONNECT_TIMEOUT + 60), "checking Python")
+    out = session.check(
+        session.call([session.python, "-c", PROBE], "checking Python", timeout=CONNECT_TIMEOUT + 60), "checking Python"
+    )
     try:
         info = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -180,7 +190,9 @@ def probe(session: _Session) -> dict:
         raise MissingDependencyError(f"{python} on {label} is Python {info['python']}; the runtime needs Python 3.8 or newer")
     missing = [name for name in ("numpy", "flatbuffers") if not info.get(name)]
     if missing:
-        raise MissingDependencyError(f"{python} on {label} lacks {' and '.join(missing)}; on the board: pip install {' '.join(missing)}")
+        raise MissingDependencyError(
+            f"{python} on {label} lacks {' and '.join(missing)}; on the board: pip install {' '.join(missing)}"
+        )
     if not any(info["runtimes"].values()):
         raise MissingDependencyError(
             f"{label} has no TFLite runtime for {python} (Python {info['python']} on {info['machine']}); {INSTALL_HINT}"
@@ -238,14 +250,35 @@ def validate_remote(
     buffer = io.BytesIO()
     np.save(buffer, images)
     archive = payload_tar({"model.tflite": path, "images.npy": buffer.getvalue()})
-    folder = session.check(session.call([python, "-c", UNPACK], "uploading the model", data=archive, timeout=300),
-                           "uploading the model", connected=True).strip().splitlines()[-1]
+    folder = (
+        session.check(
+            session.call([python, "-c", UNPACK], "uploading the model", data=archive, timeout=300),
+            "uploading the model",
+            connected=True,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     if not os.path.basename(folder).startswith("edgecnn-"):
         raise DeviceRunError(f"unexpected temporary folder {folder!r} on {target.label}")
     try:
-        remote = [python, f"{folder}/runner.py", "--model", f"{folder}/model.tflite", "--images", f"{folder}/images.npy",
-                  "--inline", "--runs", str(runs), "--warmup", str(warmup), "--min-seconds", str(min_seconds),
-                  "--watch-stdin", "--remove-when-done"]
+        remote = [
+            python,
+            f"{folder}/runner.py",
+            "--model",
+            f"{folder}/model.tflite",
+            "--images",
+            f"{folder}/images.npy",
+            "--inline",
+            "--runs",
+            str(runs),
+            "--warmup",
+            str(warmup),
+            "--min-seconds",
+            str(min_seconds),
+            "--watch-stdin",
+            "--remove-when-done",
+        ]
         if threads is not None:
             remote += ["--threads", str(threads)]
         proc = session.call(remote, "running the model", timeout=timeout, keep_stdin_open=True)
@@ -270,10 +303,19 @@ def validate_remote(
     if device.backend != host.backend:
         notes.append(f"the host ran {host.backend}, the board {device.backend}: differences may come from the runtimes")
     info = dict(device.device)
-    info.update(host=target.label, python_path=python, numpy=device.raw.get("numpy"),
-                runtimes={k: v for k, v in board["runtimes"].items() if v})
+    info.update(
+        host=target.label,
+        python_path=python,
+        numpy=device.raw.get("numpy"),
+        runtimes={k: v for k, v in board["runtimes"].items() if v},
+    )
     return TargetValidation.from_runs(
-        target.label, False, path, result, device, host,
+        target.label,
+        False,
+        path,
+        result,
+        device,
+        host,
         threads=threads,
         device=info,
         latency_ms=device.latency_ms,

@@ -56,7 +56,9 @@ def version_problem(code: OperatorCode) -> Optional[str]:
         return None
     release_of = table.OP_RELEASES.get(code.name)
     if release_of is None:
-        known = code.name in BUILTIN_OPERATORS and BUILTIN_OPERATORS.index(code.name) <= BUILTIN_OPERATORS.index(table.LAST_OP_IN_COMPILER)
+        known = code.name in BUILTIN_OPERATORS and BUILTIN_OPERATORS.index(code.name) <= BUILTIN_OPERATORS.index(
+            table.LAST_OP_IN_COMPILER
+        )
         if not known:
             return f"the compiler's TFLite {table.COMPILER_TFLITE_RELEASE} does not know the op {code.name}"
         return None if code.version == 1 else _version_text(code, None, 1)
@@ -154,19 +156,29 @@ class _Check:
         if dynamic:
             t = self.tensor(dynamic[0])
             touching = [i for i, (_, op) in enumerate(self.ops) if set(op.inputs + op.outputs) & set(dynamic)]
-            errors.append((touching[0] if touching else 0, (
-                f"tensor {t.name!r} has the dynamic shape {list(t.shape_signature)}; edgetpu_compiler needs static shapes "
-                "(\"Attempting to use a delegate that only supports static-sized tensors\"): export with a fixed batch of 1"
-            )))
+            errors.append(
+                (
+                    touching[0] if touching else 0,
+                    (
+                        f"tensor {t.name!r} has the dynamic shape {list(t.shape_signature)}; edgetpu_compiler needs static shapes "
+                        '("Attempting to use a delegate that only supports static-sized tensors"): export with a fixed batch of 1'
+                    ),
+                )
+            )
         quantized = [
             i for i, t in enumerate(self.graph.tensors) if t.dtype in EIGHT_BIT and t.quant_scale and not self.constant(i)
         ]
         if self.ops and not quantized:
             floats = sorted({self.tensor(i).dtype for _, op in self.ops for i in self.activations(op)})
-            errors.append((0, (
-                f"the model is not quantized (its activations are {', '.join(floats) or 'not 8-bit'}; the compiler says "
-                "\"Model not quantized\"): the Edge TPU runs only full-integer models, export with --int8"
-            )))
+            errors.append(
+                (
+                    0,
+                    (
+                        f"the model is not quantized (its activations are {', '.join(floats) or 'not 8-bit'}; the compiler says "
+                        '"Model not quantized"): the Edge TPU runs only full-integer models, export with --int8'
+                    ),
+                )
+            )
         return errors
 
     def partition(self, results, rejected: Optional[tuple[int, str]]):
@@ -178,13 +190,18 @@ class _Check:
         for i, ((code, op), problem) in enumerate(zip(self.ops, results)):
             if rejected:
                 version_issue = version_problem(code)
-                status, reason = (table.VERSION_REJECTED, version_issue) if version_issue else problem or (table.NOT_COMPILED, None)
+                status, reason = (
+                    (table.VERSION_REJECTED, version_issue) if version_issue else problem or (table.NOT_COMPILED, None)
+                )
                 statuses.append(OpStatus(code.name, False, status, reason, i, code.version))
                 continue
             if problem is None and not ended:
                 statuses.append(OpStatus(code.name, True, table.MAPPED, None, i, code.version))
                 continue
-            status, reason = problem or (table.AFTER_CPU_OP, "an earlier op runs on the CPU, and the compiler makes only one Edge TPU subgraph")
+            status, reason = problem or (
+                table.AFTER_CPU_OP,
+                "an earlier op runs on the CPU, and the compiler makes only one Edge TPU subgraph",
+            )
             statuses.append(OpStatus(code.name, False, status, reason, i, code.version))
             if first is None:
                 first = {"index": i, "op": code.name, "status": status, "reason": reason}
@@ -198,7 +215,12 @@ class _Check:
         return statuses, first
 
     def is_input_quantize(self, op: Operator, code: OperatorCode) -> bool:
-        return code.name == "QUANTIZE" and bool(op.inputs) and op.inputs[0] in self.graph.inputs and self.tensor(op.inputs[0]).dtype.startswith("float")
+        return (
+            code.name == "QUANTIZE"
+            and bool(op.inputs)
+            and op.inputs[0] in self.graph.inputs
+            and self.tensor(op.inputs[0]).dtype.startswith("float")
+        )
 
     def evaluate(self, code: OperatorCode, op: Operator) -> Optional[tuple[str, str]]:
         """None if the op maps to the Edge TPU, else (status, reason)."""
@@ -225,8 +247,14 @@ class _Check:
             t = self.tensor(i)
             if t.dtype not in EIGHT_BIT:
                 if code.name == "QUANTIZE" and i in op.inputs:
-                    return table.UNSUPPORTED_TYPE, f"quantizes the {t.dtype} tensor {t.name!r} on the CPU ({table.HINTS['QUANTIZE']})"
-                return table.UNSUPPORTED_TYPE, f"tensor {t.name!r} is {t.dtype}; the Edge TPU computes only on 8-bit quantized tensors"
+                    return (
+                        table.UNSUPPORTED_TYPE,
+                        f"quantizes the {t.dtype} tensor {t.name!r} on the CPU ({table.HINTS['QUANTIZE']})",
+                    )
+                return (
+                    table.UNSUPPORTED_TYPE,
+                    f"tensor {t.name!r} is {t.dtype}; the Edge TPU computes only on 8-bit quantized tensors",
+                )
             if not t.quant_scale:
                 return table.UNSUPPORTED_TYPE, f"tensor {t.name!r} is {t.dtype} without quantization parameters"
         for i in op.inputs:
@@ -251,7 +279,10 @@ class _Check:
                     "export with batch 1"
                 )
             if any(d != 1 for d in shape[:-3]):
-                return table.UNSUPPORTED_RANK, f"tensor {t.name!r} {list(shape)}: only the 3 innermost dimensions may be larger than 1"
+                return (
+                    table.UNSUPPORTED_RANK,
+                    f"tensor {t.name!r} {list(shape)}: only the 3 innermost dimensions may be larger than 1",
+                )
         return None
 
     # --- helpers for the rules ------------------------------------------------------------

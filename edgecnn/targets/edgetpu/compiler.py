@@ -44,8 +44,9 @@ class Compiled:
     output: str  # what the compiler printed
 
 
-def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = None, compiler: Optional[str] = None,
-                  timeout: float = TIMEOUT_S) -> Compiled:
+def compile_model(
+    model: str | os.PathLike, out_dir: str | os.PathLike | None = None, compiler: Optional[str] = None, timeout: float = TIMEOUT_S
+) -> Compiled:
     """Compile `model` with edgetpu_compiler into `out_dir` (default: beside the model)."""
     model = Path(model)
     out = Path(out_dir) if out_dir else model.parent
@@ -59,9 +60,13 @@ def compile_model(model: str | os.PathLike, out_dir: str | os.PathLike | None = 
         raise CompilerError(f"edgetpu_compiler did not finish compiling {model.name} within {timeout:.0f} s") from None
     except subprocess.CalledProcessError as exc:
         output = (exc.stdout or "") + (exc.stderr or "")
-        errors = [line for line in output.splitlines() if line.startswith("ERROR") or "Invalid model" in line or "not quantized" in line]
+        errors = [
+            line for line in output.splitlines() if line.startswith("ERROR") or "Invalid model" in line or "not quantized" in line
+        ]
         detail = "; ".join(errors[:3]) or (output.strip().splitlines() or [f"exit status {exc.returncode}"])[-1]
-        raise CompilerError(f"edgetpu_compiler could not compile {model.name}: {detail}; run `edgecnn check --target edgetpu {model}`") from None
+        raise CompilerError(
+            f"edgetpu_compiler could not compile {model.name}: {detail}; run `edgecnn check --target edgetpu {model}`"
+        ) from None
     except OSError as exc:
         raise CompilerError(f"cannot run {exe} ({exc.strerror or exc})") from None
     output = proc.stdout + proc.stderr
@@ -106,7 +111,11 @@ def parse_log(text: str, model: str = "model") -> EdgeTpuReport:
                 rows.append(OpStatus(m["op"], m["status"] == MAPPED, m["status"], count=int(m["count"])))
             elif line.strip() and not line.startswith(" "):
                 in_table = False
-    errors = tuple(line.strip() for line in text.splitlines() if line.startswith("ERROR") or line.strip() in ("Model not quantized", "Compilation failed!"))
+    errors = tuple(
+        line.strip()
+        for line in text.splitlines()
+        if line.startswith("ERROR") or line.strip() in ("Model not quantized", "Compilation failed!")
+    )
     total = _int(_field(text, "Total number of operations"))
     on_tpu = _int(_field(text, "Number of operations that will run on Edge TPU"))
     subgraphs = _int(_field(text, "Number of Edge TPU subgraphs"))

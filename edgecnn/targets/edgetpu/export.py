@@ -68,12 +68,12 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
     write_json(check_path, report.to_dict())
     print(f"Edge TPU pre-flight check: {report.summary()} ({check_path.name})")
     if not report.compatible:
-        raise VerificationError(
-            f"{int8.name} would not run entirely on the Edge TPU: {report.summary()}; see {check_path}"
-        )
+        raise VerificationError(f"{int8.name} would not run entirely on the Edge TPU: {report.summary()}; see {check_path}")
 
     if find_compiler() is None:
-        warnings.warn(EdgeTpuCompilerMissing(f"{INSTALL_HINT.format(model=int8)}; the pre-flight report is {check_path}"))
+        warnings.warn(
+            EdgeTpuCompilerMissing(f"{INSTALL_HINT.format(model=int8)}; the pre-flight report is {check_path}"), stacklevel=2
+        )
         return written
     compiled = compile_model(int8, out_dir)
     write_json(out_dir / f"{int8.stem}{COMPILE_SUFFIX}", {**compiled.report.to_dict(), "compiler_output": compiled.output})
@@ -82,5 +82,5 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
     written.append((compiled.model, compiled_meta))
     print(f"edgetpu_compiler: {compiled.report.summary()} ({compiled.model.name})")
     if not compiled.report.compatible:
-        warnings.warn(f"edgetpu_compiler did not map every op of {int8.name}: {compiled.report.summary()}")
+        warnings.warn(f"edgetpu_compiler did not map every op of {int8.name}: {compiled.report.summary()}", stacklevel=2)
     return written

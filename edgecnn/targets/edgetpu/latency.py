@@ -26,7 +26,10 @@ def count_macs(model: TFLiteModel, op_indices=None) -> int:
     for i, (code, op) in enumerate(model.operators()):
         if op_indices is not None and i not in op_indices:
             continue
-        shape = lambda k: graph.tensors[op.inputs[k]].shape if len(op.inputs) > k and op.inputs[k] >= 0 else ()  # noqa: E731
+
+        def shape(k, op=op):
+            return graph.tensors[op.inputs[k]].shape if len(op.inputs) > k and op.inputs[k] >= 0 else ()
+
         out = graph.tensors[op.outputs[0]].shape if op.outputs else ()
         weights = shape(1)
         if code.name == "CONV_2D" and len(weights) == 4:

@@ -25,7 +25,14 @@ class OpStatus:
     count: int = 1
 
     def to_dict(self) -> dict:
-        d = {"index": self.index, "op": self.op, "version": self.version, "mapped": self.mapped, "status": self.status, "reason": self.reason}
+        d = {
+            "index": self.index,
+            "op": self.op,
+            "version": self.version,
+            "mapped": self.mapped,
+            "status": self.status,
+            "reason": self.reason,
+        }
         if self.count != 1:
             d["count"] = self.count
         return d
@@ -132,4 +139,3 @@ def format_bytes(n: int) -> str:
         if n >= size:
             return f"{n / size:.2f}{unit}"
     return f"{n:.2f}B"
-
