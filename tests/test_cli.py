@@ -127,6 +127,9 @@ def folders(tmp_path):
         (["run", "--format", "coreml"], "coreml"),
         (["run", "--epochs", "0"], "--epochs"),
         (["frobnicate"], "No such command"),
+        (["--nope"], "No such option '--nope'. (see `edgecnn --help`)"),
+        (["targets", "setup"], "(see `edgecnn targets setup --help`)"),
+        (["models", "--x"], "(see `edgecnn models --help`)"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_1(folders, args, message):
@@ -136,6 +139,12 @@ def test_user_errors_are_one_line_and_exit_1(folders, args, message):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and message in lines[-1]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["targets"]])
+def test_a_bare_group_shows_its_help(args):
+    result = invoke(*args)
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: edgecnn") and not result.stderr
 
 
 def test_errors_in_a_real_process_have_no_traceback(folders):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import warnings
 
@@ -17,22 +18,57 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     click.echo(f"Warning: {message}", err=True)
 
 
+class _EchoHandler(logging.Handler):
+    """Library progress (``logging.getLogger("edgecnn...").info``) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def show_progress() -> None:
+    """Show the library's progress messages on stderr, once; stdout stays for results and --json."""
+    logger = logging.getLogger("edgecnn")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler(logging.INFO))
+        logger.setLevel(logging.INFO)
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    """A usage error as one line naming the command's help; a bare group shows its help instead."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and exc.ctx is not None:
+        click.echo(exc.ctx.get_help())
+        raise click.exceptions.Exit(0)
+    command = exc.ctx.command_path if exc.ctx else "edgecnn"
+    click.echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
+    raise click.exceptions.Exit(1)
+
+
 class EdgecnnGroup(click.Group):
+    """The top-level group: every user error ends as one line on stderr and exit code 1.
+
+    click's default for a usage error is usage text and exit code 2.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        # The group's own options (`edgecnn --nope`) are parsed here, before invoke().
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            _usage_error(exc)
+
     def invoke(self, ctx):
         warnings.showwarning = _one_line_warning
+        show_progress()
         try:
             return super().invoke(ctx)
         except EdgecnnError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
         except click.UsageError as exc:
-            # One line and exit 1, like every other user error (click's default is usage text and 2).
-            command = f"edgecnn {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else "edgecnn"
-            click.echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
-            ctx.exit(1)
+            _usage_error(exc)
 
 
-@click.group(cls=EdgecnnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("edgecnn", cls=EdgecnnGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecnn")
 def main():
     """Train compact Xception-style CNNs, fold BatchNorm, export int8 TFLite and validate them."""
