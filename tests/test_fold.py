@@ -444,3 +444,17 @@ def test_fold_file_leaves_no_destination_when_verification_fails(keras, tmp_path
         fold_file(src, out_dir / "folded.keras", x)
     assert not (out_dir / "folded.keras").exists()
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_a_model_that_cannot_be_rebuilt_is_a_one_line_error(keras):
+    class Doubler(keras.layers.Layer):  # not registered: its config names a class Keras cannot find
+        def call(self, x):
+            return 2 * x
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, Doubler(name="doubler")(x))
+    with pytest.raises(ConfigError, match="could not rebuild model") as err:
+        fold_batchnorm(model)
+    assert "\n" not in str(err.value) and "custom_objects" in str(err.value)
