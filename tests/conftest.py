@@ -6,6 +6,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def isolated_model_registry(monkeypatch):
+    """Models a test registers are gone after it: the registry is global state."""
+    from edgecnn.nets import list_models, registry
+
+    list_models()  # load the built-in recipes into the real registry first
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
 @pytest.fixture(scope="session")
 def digits_small():
     """Digits at 16x16: big enough to learn, small enough to train in seconds."""
