@@ -368,3 +368,27 @@ def test_split_rejects_malformed_arrays():
 def test_list_datasets_names_builtins():
     names = list_datasets()
     assert set(names) == {"digits", "shapes"} and all(names.values())
+
+
+def test_a_folder_is_recorded_by_its_absolute_path(image_folder, monkeypatch):
+    monkeypatch.chdir(image_folder.parent)
+    with pytest.warns(UserWarning):
+        ds = load_dataset(image_folder.name, val_fraction=0.0, test_fraction=0.0)
+    assert ds.name == str(image_folder.resolve())
+
+
+def test_dataset_for_refuses_data_whose_classes_differ_from_the_model(image_folder):
+    from edgecnn.artifact import ArtifactMetadata
+    from edgecnn.data import dataset_for
+
+    def meta(labels):
+        return ArtifactMetadata("tflite", "int8", labels, (16, 16, 3), dataset=str(image_folder), data_seed=0)
+
+    with pytest.warns(UserWarning):
+        assert dataset_for(meta(("cat", "dog"))).labels == ("cat", "dog")
+    for labels in (("cat", "dog", "fish"), ("dog", "cat"), ("0", "1")):
+        with pytest.warns(UserWarning), pytest.raises(DataError, match="but the model's labels are") as err:
+            dataset_for(meta(labels))
+        assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="'digits' has classes"):
+        dataset_for(meta(("cat", "dog")), "digits")

@@ -27,7 +27,7 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    name: str  # "digits", "shapes", or the folder path as given
+    name: str  # "digits", "shapes", or the folder's absolute path
     labels: tuple[str, ...]  # class names; index = label id
     train: Split
     val: Split

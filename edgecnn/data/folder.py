@@ -108,7 +108,8 @@ def load_folder(
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
     classes, images, labels, skipped = folder_arrays(source, image_size, channels)
     return build_dataset(
-        os.fspath(source),
+        # Absolute: the name is recorded in the model's metadata, which later commands run from anywhere.
+        os.fspath(Path(source).resolve()),
         classes,
         images,
         labels,

@@ -99,4 +99,16 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
     if not source:
         raise DataError("the model's metadata names no data set; pass --data NAME or a folder")
     height, width, channels = meta.input_shape
-    return load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
+    dataset = load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
+    if tuple(dataset.labels) != tuple(meta.labels):
+        # Label ids are positions in these lists: any difference makes every accuracy figure meaningless.
+        raise DataError(
+            f"data set {dataset.name!r} has classes {_quoted(dataset.labels)} but the model's labels are "
+            f"{_quoted(meta.labels)}; pass the data the model was trained on, or a folder with one subfolder per label"
+        )
+    return dataset
+
+
+def _quoted(labels, limit: int = 8) -> str:
+    shown = ", ".join(repr(label) for label in labels[:limit])
+    return f"[{shown}{', ...' if len(labels) > limit else ''}] ({len(labels)})"
