@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -472,3 +473,31 @@ def test_runtime_works_without_tensorflow(models, tmp_path):
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
     assert lines["BACKEND"].startswith("ai_edge_litert")
     assert sorted(lines["LABELS"].split(",")) == sorted(LABELS)
+
+
+def test_check_io_is_the_one_check_of_a_model_against_its_metadata():
+    from edgecnn.runtime.model import TensorSpec, check_io
+
+    q_in, q_out = Quantization("uint8", 1 / 255, 0), Quantization("uint8", 0.1, 128)
+    meta = ArtifactMetadata(
+        "tflite", "int8", ("a", "b", "c"), (8, 8, 1), input_dtype="uint8", output_dtype="uint8",
+        input_quantization=q_in, output_quantization=q_out,
+    )  # fmt: skip
+    inp, out = TensorSpec((1, 8, 8, 1), "uint8", q_in), TensorSpec((1, 3), "uint8", q_out)
+    path = Path("m.tflite")
+    assert check_io(path, meta, inp, out) == (q_in, q_out)
+    # A format without tensor quantization (ONNX) takes the metadata's; any batch size is fine.
+    assert check_io(path, meta, TensorSpec(("N", 8, 8, 1), "uint8"), TensorSpec(("N", 3), "uint8")) == (q_in, q_out)
+    bad = {
+        "takes input": (TensorSpec((1, 8, 8, 3), "uint8", q_in), out),
+        "takes input (2,": (TensorSpec((2, 8, 8, 1), "uint8", q_in), out),
+        "outputs (1, 4)": (inp, TensorSpec((1, 4), "uint8", q_out)),
+        "outputs (3, 1)": (inp, TensorSpec((3, 1), "uint8", q_out)),
+        "has a float32 input": (TensorSpec((1, 8, 8, 1), "float32"), out),
+        "output quantization": (inp, TensorSpec((1, 3), "uint8", Quantization("uint8", 0.2, 128))),
+    }
+    for message, (i, o) in bad.items():
+        with pytest.raises(ModelFileError, match=re.escape(message)):
+            check_io(path, meta, i, o)
+    with pytest.raises(ModelFileError, match="gives no quantization"):
+        check_io(path, meta.replace(output_quantization=None), inp, TensorSpec((1, 3), "uint8"))

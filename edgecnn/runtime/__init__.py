@@ -9,8 +9,10 @@
 
 from .devices import Device, DeviceError, parse_device
 from .interpreters import find_interpreter, load_interpreter
-from .model import LOADERS, RuntimeModel, TFLiteRuntimeModel, load, register_loader, resolve_metadata
+from .loaders import LOADERS, load, register_loader
+from .model import RuntimeModel, resolve_metadata
 from .preprocess import dequantize, load_image, prepare_input, quantize, softmax
+from .tflite import TFLiteRuntimeModel
 from .tflite_file import TFLiteModel, check_tflite_bytes, load_tflite, read_metadata, read_tflite
 
 __all__ = [

@@ -1,25 +1,26 @@
-"""Device-side model API: ``load(path).classify(image)``.
+"""The device-side model API every backend shares: ``load(path).classify(image)``.
 
-Needs numpy, Pillow, flatbuffers and a TFLite interpreter; never TensorFlow.
+Backends (:mod:`.tflite`, :mod:`.onnx`) subclass :class:`RuntimeModel`; :mod:`.loaders`
+picks one by file suffix. Needs numpy and Pillow; never TensorFlow.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
 import numpy as np
 
-from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, read_sidecar, sidecar_path
+from ..artifact import ArtifactMetadata, Quantization, read_sidecar, sidecar_path
 from ..errors import ConfigError, DataError, ModelFileError
-from .devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu, load_edgetpu_delegate, parse_device
-from .interpreters import load_interpreter
-from .preprocess import dequantize, image_to_pixels, load_image, prepare_input, softmax
-from .tflite_file import load_tflite
+from .preprocess import image_to_pixels, load_image, softmax
 
 PathLike = Union[str, os.PathLike]
+#: I/O types whose values are affine-quantized integers.
+QUANTIZED_DTYPES = ("int8", "uint8", "int16")
 
 
 def resolve_metadata(path: PathLike, embedded: Optional[bytes]) -> ArtifactMetadata:
@@ -36,6 +37,51 @@ def resolve_metadata(path: PathLike, embedded: Optional[bytes]) -> ArtifactMetad
             f"{path} has no edgecnn metadata; export it with `edgecnn export` or put {sidecar_path(path).name} beside it"
         )
     return meta
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output as its backend reports it."""
+
+    #: Batch dimension first; a dimension that is not an int (None, a name) takes any size.
+    shape: tuple
+    dtype: str
+    #: The tensor's own quantization, where the format stores one (TFLite); None otherwise.
+    quantization: Optional[Quantization] = None
+
+
+def _any_size(dim) -> bool:
+    return not isinstance(dim, int)
+
+
+def _same(a: Quantization, b: Quantization) -> bool:
+    return a.dtype == b.dtype and a.zero_point == b.zero_point and math.isclose(a.scale, b.scale, rel_tol=1e-6)
+
+
+def check_io(path: Path, meta: ArtifactMetadata, inp: TensorSpec, out: TensorSpec) -> tuple[Optional[Quantization], ...]:
+    """Refuse a model whose input or output disagrees with its metadata; returns the (input, output)
+    quantization to use: the tensor's own where the format has one, else the metadata's."""
+    fix = f"re-export the model or fix {sidecar_path(path).name}"
+    shape = tuple(inp.shape)
+    if len(shape) != 4 or shape[1:] != tuple(meta.input_shape) or not (_any_size(shape[0]) or shape[0] == 1):
+        raise ModelFileError(f"{path} takes input {shape} but its metadata says {tuple(meta.input_shape)}; {fix}")
+    out_shape = tuple(out.shape)
+    if not out_shape or out_shape[-1] != meta.num_classes or not all(_any_size(d) or d == 1 for d in out_shape[:-1]):
+        raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {meta.num_classes} labels; {fix}")
+    quantizations = []
+    for what, tensor, declared_dtype, declared in (
+        ("input", inp, meta.input_dtype, meta.input_quantization),
+        ("output", out, meta.output_dtype, meta.output_quantization),
+    ):
+        if tensor.dtype != declared_dtype:
+            raise ModelFileError(f"{path} has a {tensor.dtype} {what} but its metadata says {declared_dtype}; {fix}")
+        actual = tensor.quantization
+        if actual is not None and declared is not None and not _same(actual, declared):
+            raise ModelFileError(f"{path}: {what} quantization {actual} differs from its metadata {declared}; {fix}")
+        if tensor.dtype in QUANTIZED_DTYPES and actual is None and declared is None:
+            raise ModelFileError(f"{path} has a {tensor.dtype} {what} but its metadata gives no quantization; {fix}")
+        quantizations.append(actual or declared)
+    return tuple(quantizations)
 
 
 class RuntimeModel:
@@ -119,147 +165,3 @@ class RuntimeModel:
                 f"or {self.input_shape}: resize the images with edgecnn.runtime.load_image"
             )
         return self._check_dtype(pixels)
-
-
-def _quantization(detail: dict, what: str, path: Path) -> Optional[Quantization]:
-    dtype = np.dtype(detail["dtype"]).name
-    if dtype not in ("int8", "uint8", "int16"):
-        return None
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    if not scale:
-        raise ModelFileError(f"{path}: the {dtype} {what} tensor has no quantization parameters; re-export the model")
-    return Quantization(dtype, float(scale), int(zero_point))
-
-
-def _same(a: Optional[Quantization], b: Optional[Quantization]) -> bool:
-    if a is None or b is None:
-        return True
-    return a.dtype == b.dtype and a.zero_point == b.zero_point and math.isclose(a.scale, b.scale, rel_tol=1e-6)
-
-
-class TFLiteRuntimeModel(RuntimeModel):
-    """A .tflite classifier with a batch-1 image input and one (1, num_classes) output."""
-
-    def __init__(self, path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None):
-        path = Path(path)
-        parsed = load_tflite(path)
-        delegates, where = _delegates(path, parsed, device)
-        meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
-        interpreter, backend = load_interpreter(parsed.data, num_threads=num_threads, delegates=delegates)
-        super().__init__(path, meta, backend + where)
-        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelFileError(
-                f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
-            )
-        self._input, self._output = inputs[0], outputs[0]
-        shape = tuple(int(x) for x in self._input["shape"])
-        if len(shape) == 4 and shape[0] != 1 and shape[1:] == tuple(meta.input_shape):
-            # Inference runs one image at a time.
-            interpreter.resize_tensor_input(self._input["index"], [1, *shape[1:]])
-        interpreter.allocate_tensors()
-        self._input, self._output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        self._interpreter = interpreter
-        self._model_bytes = parsed.data  # the interpreter reads weights from this buffer
-        self._check_against_metadata()
-
-    def _check_against_metadata(self) -> None:
-        meta, path = self.metadata, self.path
-        fix = f"re-export the model or fix {sidecar_path(path).name}"
-        in_shape, out_shape = tuple(int(x) for x in self._input["shape"]), tuple(int(x) for x in self._output["shape"])
-        if in_shape != (1, *meta.input_shape):
-            raise ModelFileError(f"{path} takes input {in_shape} but its metadata says {meta.input_shape}; {fix}")
-        if int(np.prod(out_shape)) != meta.num_classes:
-            raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {meta.num_classes} labels; {fix}")
-        self.input_dtype = np.dtype(self._input["dtype"]).name
-        self.output_dtype = np.dtype(self._output["dtype"]).name
-        for what, actual, declared in (
-            ("input", self.input_dtype, meta.input_dtype),
-            ("output", self.output_dtype, meta.output_dtype),
-        ):
-            if actual != declared:
-                raise ModelFileError(f"{path} has a {actual} {what} but its metadata says {declared}; {fix}")
-        self.input_quantization = _quantization(self._input, "input", path)
-        self.output_quantization = _quantization(self._output, "output", path)
-        for what, actual, declared in (
-            ("input", self.input_quantization, meta.input_quantization),
-            ("output", self.output_quantization, meta.output_quantization),
-        ):
-            if not _same(actual, declared):
-                raise ModelFileError(f"{path}: {what} quantization {actual} differs from its metadata {declared}; {fix}")
-
-    def invoker(self, pixels) -> Callable[[], object]:
-        """One inference on `pixels` (one image), input already set: what a benchmark times."""
-        x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.input_quantization)
-        self._interpreter.set_tensor(self._input["index"], x)
-        return self._interpreter.invoke
-
-    def predict(self, pixels) -> np.ndarray:
-        batch = self._batch(pixels)
-        x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
-        out = np.empty((len(batch), self.metadata.num_classes), dtype=np.float32)
-        interp, in_index, out_index = self._interpreter, self._input["index"], self._output["index"]
-        for i in range(len(batch)):
-            interp.set_tensor(in_index, x[i : i + 1])
-            interp.invoke()
-            y = interp.get_tensor(out_index).reshape(-1)
-            out[i] = dequantize(y, self.output_quantization) if self.output_quantization else y
-        return out
-
-
-def _delegates(path: Path, parsed, device: Optional[str]) -> tuple[Optional[list], str]:
-    """The delegates for `device` and a suffix for the backend name; refuses mismatched models."""
-    device = parse_device(device)
-    compiled = is_compiled_for_edgetpu(parsed)
-    if not device.is_edgetpu:
-        if compiled:
-            raise ConfigError(
-                f"{path} is compiled for the Edge TPU; run it with --device edgetpu, or run the model it was "
-                "compiled from on the CPU"
-            )
-        return None, ""
-    if not compiled:
-        raise ConfigError(
-            f"{path} is not compiled for the Edge TPU (it has no {EDGETPU_CUSTOM_OP}); pass the *_edgetpu.tflite "
-            "file written by `edgecnn export MODEL --int8 --target edgetpu` or by edgetpu_compiler"
-        )
-    return [load_edgetpu_delegate(device)], f" + Edge TPU ({device})"
-
-
-def _load_onnx(path: PathLike, num_threads: Optional[int] = None) -> RuntimeModel:
-    # Imported on first use: a TFLite-only device needs no onnxruntime.
-    from .onnx import OnnxRuntimeModel
-
-    return OnnxRuntimeModel(path, num_threads=num_threads)
-
-
-#: File suffix -> loader(path, num_threads). Other formats register themselves here.
-LOADERS: dict[str, Callable[..., RuntimeModel]] = {".tflite": TFLiteRuntimeModel, ".onnx": _load_onnx}
-
-
-def register_loader(suffix: str, loader: Callable[..., RuntimeModel]) -> None:
-    LOADERS[suffix.lower()] = loader
-
-
-def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None) -> RuntimeModel:
-    """Load a model file for inference, choosing the runtime by its suffix.
-
-    `device`: None or "cpu", or an Edge TPU ("edgetpu", "edgetpu:usb:0") for a compiled .tflite.
-    """
-    path = Path(path)
-    if parse_device(device).is_edgetpu:
-        if path.suffix.lower() != ".tflite":
-            raise ConfigError(
-                f"{path}: the Edge TPU runs .tflite models compiled by edgetpu_compiler, not {path.suffix or 'this file'}"
-            )
-        if not path.is_file():
-            raise ModelFileError(f"{path} does not exist; check the model path")
-        return TFLiteRuntimeModel(path, num_threads=num_threads, device=device)
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
-        raise ModelFileError(
-            f"{path} has an unsupported suffix {path.suffix or '(none)'!r}; expected {', '.join(sorted(LOADERS))}"
-        )
-    if not path.is_file():
-        raise ModelFileError(f"{path} does not exist; check the model path")
-    return loader(path, num_threads=num_threads)

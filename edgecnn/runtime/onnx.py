@@ -13,10 +13,11 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from ..artifact import METADATA_KEY, sidecar_path
+from ..artifact import METADATA_KEY
 from ..errors import ConfigError, MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
-from .model import RuntimeModel, resolve_metadata
+from .filetype import foreign_kind
+from .model import RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .preprocess import dequantize, prepare_input
 
 PathLike = Union[str, os.PathLike]
@@ -35,14 +36,6 @@ _DTYPES = {
     "tensor(int16)": "int16",
 }
 
-_FOREIGN = (
-    (lambda d: d[4:8] == b"TFL3", "it is a TFLite model; load it as .tflite"),
-    (lambda d: d.startswith(b"\x89PNG"), "it is a PNG image"),
-    (lambda d: d.startswith(b"\xff\xd8\xff"), "it is a JPEG image"),
-    (lambda d: d.startswith(b"PK\x03\x04"), "it is a zip archive, e.g. a .keras model"),
-    (lambda d: d.startswith(b"\x89HDF"), "it is an HDF5 file, e.g. a .h5 Keras model"),
-)
-
 
 def onnxruntime_module():
     try:
@@ -56,7 +49,7 @@ def _read(path: Path) -> bytes:
     data = read_model_bytes(path)
     if not data:
         raise ModelFileError(f"{path} is not an ONNX model (it is empty); export the model again")
-    hint = next((text for matches, text in _FOREIGN if matches(data)), None)
+    hint = foreign_kind(data, "onnx")
     if hint:
         raise ModelFileError(f"{path} is not an ONNX model ({hint}); pass a .onnx file from `edgecnn export`")
     return data
@@ -100,39 +93,26 @@ class OnnxRuntimeModel(RuntimeModel):
         self._check_against_metadata()
 
     def _check_against_metadata(self) -> None:
-        meta, path, session = self.metadata, self.path, self._session
-        fix = f"re-export the model or fix {sidecar_path(path).name}"
-        inputs, outputs = session.get_inputs(), session.get_outputs()
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(
-                f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
+                f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
             )
         self._input, self._output = inputs[0], outputs[0]
-        shape = tuple(self._input.shape)
-        batch = shape[0] if shape else None
-        any_batch = not isinstance(batch, int)  # a named (str) or unknown (None) dimension
-        if len(shape) != 4 or tuple(shape[1:]) != tuple(meta.input_shape) or not (any_batch or batch == 1):
-            raise ModelFileError(f"{path} takes input {shape} but its metadata says {tuple(meta.input_shape)}; {fix}")
+
+        def spec(tensor) -> TensorSpec:
+            return TensorSpec(tuple(tensor.shape), _DTYPES.get(tensor.type, tensor.type))
+
+        inp, out = spec(self._input), spec(self._output)
+        # ONNX tensors carry no quantization: an 8-bit input or output takes the metadata's.
+        self.input_quantization, self.output_quantization = check_io(self.path, self.metadata, inp, out)
+        self.input_dtype, self.output_dtype = inp.dtype, out.dtype
         #: None when the model takes any batch size.
-        self.batch_size = None if any_batch else 1
-        out_shape = tuple(self._output.shape)
-        if not out_shape or out_shape[-1] != meta.num_classes:
-            raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {meta.num_classes} labels; {fix}")
-        for what, tensor, declared in (("input", self._input, meta.input_dtype), ("output", self._output, meta.output_dtype)):
-            actual = _DTYPES.get(tensor.type, tensor.type)
-            if actual != declared:
-                raise ModelFileError(f"{path} has a {actual} {what} but its metadata says {declared}; {fix}")
-        self.input_dtype, self.output_dtype = meta.input_dtype, meta.output_dtype
-        for what, dtype, q in (
-            ("input", meta.input_dtype, meta.input_quantization),
-            ("output", meta.output_dtype, meta.output_quantization),
-        ):
-            if dtype in ("uint8", "int8", "int16") and q is None:
-                raise ModelFileError(f"{path} has a {dtype} {what} but its metadata gives no quantization; {fix}")
+        self.batch_size = None if not isinstance(inp.shape[0], int) else 1
 
     def invoker(self, pixels) -> Callable[[], object]:
         """One inference on `pixels` (one image), input already prepared: what a benchmark times."""
-        x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.metadata.input_quantization)
+        x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.input_quantization)
         run, names, feed = self._session.run, [self._output.name], {self._input.name: x}
         return lambda: run(names, feed)
 
@@ -145,9 +125,9 @@ class OnnxRuntimeModel(RuntimeModel):
 
     def predict(self, pixels) -> np.ndarray:
         batch = self._batch(pixels)
-        x = prepare_input(batch, self.metadata, self.input_dtype, self.metadata.input_quantization)
+        x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
         step = self.batch_size or MAX_BATCH
         outputs = [self.run(x[i : i + step]).reshape(-1, self.metadata.num_classes) for i in range(0, len(x), step)]
         out = np.concatenate(outputs) if outputs else np.empty((0, self.metadata.num_classes), np.float32)
-        q = self.metadata.output_quantization
+        q = self.output_quantization
         return dequantize(out, q) if q is not None and self.output_dtype != "float32" else out.astype(np.float32)

@@ -19,6 +19,7 @@ from flatbuffers.table import Table
 
 from ..errors import ModelFileError
 from ..fileio import read_model_bytes
+from .filetype import foreign_kind
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -352,7 +353,7 @@ def check_tflite_bytes(data: bytes, path=None) -> None:
     if len(data) < 8:
         raise ModelFileError(f"{where} is not a TFLite model (only {len(data)} bytes); export the model again")
     if not util.BufferHasIdentifier(data, 0, FILE_IDENTIFIER):
-        hint = next((kind for magic, kind in _MAGIC if data.startswith(magic)), f"found {bytes(data[4:8])!r}")
+        hint = foreign_kind(data, "tflite") or f"found {bytes(data[4:8])!r}"
         raise ModelFileError(
             f"{where} is not a TFLite model (no TFL3 file identifier; {hint}); pass a .tflite file from `edgecnn export`"
         )
@@ -362,14 +363,6 @@ def check_tflite_bytes(data: bytes, path=None) -> None:
             f"{where} is not a TFLite model (root offset {root} is outside the {len(data)}-byte file); "
             "the file is truncated or corrupt, export or copy it again"
         )
-
-
-_MAGIC = (
-    (b"\x89PNG", "it is a PNG image"),
-    (b"\xff\xd8\xff", "it is a JPEG image"),
-    (b"PK\x03\x04", "it is a zip archive, e.g. a .keras model"),
-    (b"\x89HDF", "it is an HDF5 file, e.g. a .h5 Keras model"),
-)
 
 
 def read_tflite(data: bytes, path=None) -> TFLiteModel:
