@@ -85,6 +85,7 @@ def test_width_and_overrides():
         (lambda: create_model("xception-nano", depth=3), "unknown recipe override"),
         (lambda: create_model("xception-nano", entry=[30, 64]), "multiples of 8"),
         (lambda: create_model("xception-nano", fused_entry=3), "fused_entry must be between 0 and the 2"),
+        (lambda: Recipe.from_dict({**_recipe_data("xception-pico"), "fused_entyr": 1}), r"unknown field\(s\) \['fused_entyr'\]"),
     ],
 )
 def test_bad_arguments_quote_the_value(call, message):
@@ -92,8 +93,27 @@ def test_bad_arguments_quote_the_value(call, message):
         call()
 
 
+def _recipe_data(name: str) -> dict:
+    return json.loads((MODELS_DIR / f"{name}.json").read_text())
+
+
+def test_a_recipe_file_takes_the_dataclass_defaults():
+    data = {
+        k: v
+        for k, v in _recipe_data("xception-pico").items()
+        if k in ("name", "default_input_shape", "stem", "entry", "exit_filters")
+    }
+    recipe = Recipe.from_dict(data)
+    assert (recipe.fused_entry, recipe.middle_repeats, recipe.dropout, recipe.bn_momentum) == (
+        Recipe.fused_entry,
+        Recipe.middle_repeats,
+        Recipe.dropout,
+        Recipe.bn_momentum,
+    )
+
+
 def test_register_a_recipe_file(tmp_path):
-    data = json.loads((MODELS_DIR / "xception-pico.json").read_text())
+    data = _recipe_data("xception-pico")
     data["name"] = "xception-test-custom"
     data["entry"], data["fused_entry"] = [16], 1
     path = tmp_path / "custom.json"

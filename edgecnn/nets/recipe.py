@@ -7,7 +7,7 @@ scaling them needs no TensorFlow.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ..errors import ConfigError
@@ -53,7 +53,6 @@ class Recipe:
     #: BN momentum suited to short schedules: the default 0.99 lags the weights (see docs).
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-3
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def scaled(self, width: float) -> "Recipe":
         """Scale every channel count by `width`, keeping multiples of 8."""
@@ -81,6 +80,11 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:  # a misspelt field would otherwise fall back to its default without a word
+            raise ConfigError(
+                f"recipe {data.get('name', '?')!r} has unknown field(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         try:
             recipe = cls(
                 name=str(data["name"]),
@@ -88,14 +92,13 @@ class Recipe:
                 default_input_shape=tuple(int(x) for x in data["default_input_shape"]),
                 stem=tuple(_conv(c) for c in data["stem"]),
                 entry=tuple(int(f) for f in data["entry"]),
-                fused_entry=int(data.get("fused_entry", 0)),
-                middle_repeats=int(data.get("middle_repeats", 0)),
-                middle_convs=int(data.get("middle_convs", 2)),
+                fused_entry=int(data.get("fused_entry", cls.fused_entry)),
+                middle_repeats=int(data.get("middle_repeats", cls.middle_repeats)),
+                middle_convs=int(data.get("middle_convs", cls.middle_convs)),
                 exit_filters=int(data["exit_filters"]),
-                dropout=float(data.get("dropout", 0.2)),
-                bn_momentum=float(data.get("bn_momentum", 0.9)),
-                bn_epsilon=float(data.get("bn_epsilon", 1e-3)),
-                extra=dict(data.get("extra", {})),
+                dropout=float(data.get("dropout", cls.dropout)),
+                bn_momentum=float(data.get("bn_momentum", cls.bn_momentum)),
+                bn_epsilon=float(data.get("bn_epsilon", cls.bn_epsilon)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"recipe {data.get('name', '?')!r} is malformed: {exc!r}") from None
@@ -111,7 +114,11 @@ def _conv(spec) -> ConvSpec:
         return spec
     if isinstance(spec, int):
         return ConvSpec(filters=spec)
-    return ConvSpec(filters=int(spec["filters"]), kernel=int(spec.get("kernel", 3)), strides=int(spec.get("strides", 1)))
+    return ConvSpec(
+        filters=int(spec["filters"]),
+        kernel=int(spec.get("kernel", ConvSpec.kernel)),
+        strides=int(spec.get("strides", ConvSpec.strides)),
+    )
 
 
 def _validated(recipe: Recipe) -> Recipe:
