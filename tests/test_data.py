@@ -341,8 +341,8 @@ def test_error_no_readable_images(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(image_size=4), "image_size 4 is too small"),
-        (dict(image_size=(32, 3)), "image_size (32, 3) is too small"),
+        (dict(image_size=0), "image_size 0 is too small"),
+        (dict(image_size=(32, -3)), "image_size (32, -3) is too small"),
         (dict(image_size="big"), "got 'big'"),
         (dict(channels=2), "got 2"),
         (dict(val_fraction=1.0), "val_fraction must be a number in [0, 1), got 1.0"),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..run import RunConfig, default_out_dir
+from ..train.config import TrainConfig
 from .app import emit_json, main, quiet_stdout
 from .options import (
     arch_option,
@@ -19,11 +21,14 @@ from .options import (
     img_size_option,
     io_option,
     json_option,
+    max_drop_option,
     onnx_format_option,
+    out_dir_option,
     seed_option,
 )
 
-existing_file = click.Path(dir_okay=False, path_type=Path)
+#: A file argument; whether it exists is for the loader to say, with a hint of what to pass.
+file_path = click.Path(dir_okay=False, path_type=Path)
 
 
 @main.command()
@@ -43,27 +48,31 @@ def models():
 @img_size_option
 @epochs_option
 @click.option(
-    "--width", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Channel width multiplier."
+    "--width",
+    default=TrainConfig.width,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Channel width multiplier.",
 )
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--lr",
     "learning_rate",
-    default=3e-3,
+    default=TrainConfig.learning_rate,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
     help="Peak learning rate.",
 )
 @seed_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
+@out_dir_option
 @json_option
 def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, out, as_json):
     """Train a model; writes model.keras, model.json, labels.txt and train.json."""
     from ..data import load_dataset
-    from ..train import TrainConfig, fit
+    from ..train import fit
 
-    data = data or "digits"
-    out = out or Path("runs") / Path(data).name
+    data = data or RunConfig.data
+    out = out or default_out_dir(data)
     config = TrainConfig(arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     with quiet_stdout(as_json):
         dataset = load_dataset(data, image_size=img_size, seed=seed)
@@ -86,7 +95,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 
 
 @main.command()
-@click.argument("model", type=existing_file)
+@click.argument("model", type=file_path)
 @click.option(
     "-o",
     "--output",
@@ -97,20 +106,15 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 @data_option
 def fold(model, output, data):
     """Fold BatchNorm layers into the preceding convolutions and verify the result."""
-    from ..artifact import write_sidecar
     from ..export import ExportOptions
     from ..export.pipeline import calibration_for
-    from ..fileio import sha256_file
-    from ..fold import fold_file
+    from ..fold import VERIFY_SAMPLES, fold_file
     from ..keras_file import metadata_for
 
     output = output or model.with_name("folded.keras")
-    if output.suffix != ".keras":
-        raise click.BadParameter(f"{output} must end in .keras", param_hint="--output")
     meta = metadata_for(model)
-    samples = calibration_for(meta, ExportOptions(calib_size=64, data=data))
-    result = fold_file(model, output, meta.normalization.apply(samples.images))
-    write_sidecar(output, meta.replace(parent_sha256=sha256_file(model)))
+    samples = calibration_for(meta, ExportOptions(calib_size=VERIFY_SAMPLES, data=data))
+    result = fold_file(model, output, meta.normalization.apply(samples.images), meta)
     for linear, bn in result.folded:
         click.echo(f"folded {bn} into {linear}")
     for bn, reason in result.kept:
@@ -122,7 +126,7 @@ def fold(model, output, data):
 
 
 @main.command()
-@click.argument("model", type=existing_file)
+@click.argument("model", type=file_path)
 @click.option("--int8", is_flag=True, help="Also write a full-integer int8 model.")
 @formats_option()
 @io_option
@@ -182,12 +186,10 @@ def export(
 
 
 @main.command()
-@click.argument("artifact", type=existing_file)
+@click.argument("artifact", type=file_path)
 @data_option
-@click.option("--reference", type=existing_file, default=None, help="Model to compare with (agreement, accuracy drop).")
-@click.option(
-    "--max-drop", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Largest allowed accuracy drop in points."
-)
+@click.option("--reference", type=file_path, default=None, help="Model to compare with (agreement, accuracy drop).")
+@max_drop_option
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
 @device_option
 @click.option(
@@ -231,8 +233,8 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
 
 
 @main.command()
-@click.argument("model", type=existing_file)
-@click.argument("images", nargs=-1, required=True, type=existing_file)
+@click.argument("model", type=file_path)
+@click.argument("images", nargs=-1, required=True, type=file_path)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @device_option
@@ -266,24 +268,17 @@ def predict(model, images, top_k, threads, device, as_json):
 @calib_size_option
 @calib_method_option
 @onnx_format_option
-@click.option(
-    "--max-drop",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Largest allowed int8 accuracy drop in points.",
-)
+@max_drop_option
 @seed_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: runs/DATA].")
+@out_dir_option
 @json_option
 def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, max_drop, seed, out, as_json):
     """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
     from ..evaluate.report import text_table
-    from ..pipeline import RunConfig
-    from ..pipeline import run as run_pipeline
+    from ..run import run as run_pipeline
 
     config = RunConfig(
-        data=data or "digits",
+        data=data or RunConfig.data,
         arch=arch,
         img_size=img_size,
         epochs=epochs,

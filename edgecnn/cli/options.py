@@ -1,12 +1,19 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once; defaults come from the dataclasses that define them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from ..export.options import CALIB_METHODS, IO_TYPES, ONNX_FORMATS, ExportOptions
+from ..nets import MIN_INPUT_SIZE
+from ..run import RUNS_DIR, RunConfig
+from ..train.config import TrainConfig
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")
 seed_option = click.option(
-    "--seed", default=0, show_default=True, type=int, help="Seed for data generation, splits and training."
+    "--seed", default=TrainConfig.seed, show_default=True, type=int, help="Seed for data generation, splits and training."
 )
 data_option = click.option(
     "--data",
@@ -15,47 +22,61 @@ data_option = click.option(
     help="Data set: 'digits', 'shapes', or a folder of images in class subfolders.",
 )
 img_size_option = click.option(
-    "--img-size", type=click.IntRange(min=8), default=None, help="Square input size in pixels (default: the data set's)."
+    "--img-size",
+    type=click.IntRange(min=MIN_INPUT_SIZE),
+    default=None,
+    help="Square input size in pixels (default: the data set's).",
 )
 arch_option = click.option(
-    "--arch", default="xception-nano", show_default=True, help="Registered architecture (see `edgecnn models`)."
+    "--arch", default=TrainConfig.arch, show_default=True, help="Registered architecture (see `edgecnn models`)."
 )
-epochs_option = click.option("--epochs", default=20, show_default=True, type=click.IntRange(min=1), help="Training epochs.")
+epochs_option = click.option(
+    "--epochs", default=TrainConfig.epochs, show_default=True, type=click.IntRange(min=1), help="Training epochs."
+)
 io_option = click.option(
     "--io",
-    type=click.Choice(["uint8", "int8", "float32"]),
-    default="uint8",
+    type=click.Choice(IO_TYPES),
+    default=ExportOptions.io,
     show_default=True,
     help="Input/output type of int8 TFLite models (uint8: feed camera bytes directly); int8 ONNX models take float32.",
 )
 calib_size_option = click.option(
     "--calib-size",
-    default=300,
+    default=ExportOptions.calib_size,
     show_default=True,
     type=click.IntRange(min=1),
     help="Calibration images drawn from the training split.",
 )
+max_drop_option = click.option(
+    "--max-drop",
+    default=RunConfig.max_drop,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Largest allowed accuracy drop in points.",
+)
+out_dir_option = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Output folder [default: {RUNS_DIR}/DATA].",
+)
 
 
 def calib_method_option(f):
-    from ..export.options import CALIB_METHODS, DEFAULT_CALIB_METHOD
-
     return click.option(
         "--calib-method",
         type=click.Choice(CALIB_METHODS),
-        default=DEFAULT_CALIB_METHOD,
+        default=ExportOptions.calib_method,
         show_default=True,
         help="How ONNX int8 activation ranges are chosen from the calibration images.",
     )(f)
 
 
 def onnx_format_option(f):
-    from ..export.options import DEFAULT_ONNX_FORMAT, ONNX_FORMATS
-
     return click.option(
         "--onnx-format",
         type=click.Choice(ONNX_FORMATS),
-        default=DEFAULT_ONNX_FORMAT,
+        default=ExportOptions.onnx_format,
         show_default=True,
         help="ONNX int8 graph: quantized operators (qoperator) or QuantizeLinear/DequantizeLinear pairs (qdq).",
     )(f)
@@ -66,7 +87,7 @@ dynamic_batch_option = click.option(
 )
 
 
-def formats_option(default: str = "tflite"):
+def formats_option(default: str = ",".join(ExportOptions.formats)):
     def parse(ctx, param, value):
         from ..export import FORMATS
 

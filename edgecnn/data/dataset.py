@@ -58,10 +58,10 @@ def build_dataset(
     skipped=(),
 ) -> Dataset:
     """Split one pool of images into train/val/test, stratified by class."""
-    from .splits import stratified_split
+    from .splits import split_indices
 
     labels = np.asarray(labels, dtype=np.int64)
-    train_idx, val_idx, test_idx = stratified_split(labels, val_fraction, test_fraction, seed)
+    train_idx, val_idx, test_idx = split_indices(labels, val_fraction, test_fraction, seed)
 
     def take(idx):
         return Split(images=np.ascontiguousarray(images[idx]), labels=labels[idx])

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
-from ._image import check_channels, check_fractions, check_image_size, check_seed
 from .dataset import Dataset
 
 _BUILTIN = {
@@ -69,11 +68,7 @@ def load_dataset(
     """
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(f"data source must be a name or a folder path, got {source!r}")
-    check_image_size(image_size, (0, 0))
-    check_channels(channels, 0)
-    check_seed(seed)
-    check_fractions(val_fraction, test_fraction)
-    loader = _loader(source)
+    loader = _loader(source)  # each loader checks its own arguments
     accepted = _accepted_options(source)
     unknown = sorted(set(options) - set(accepted))
     if unknown:

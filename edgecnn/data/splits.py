@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
+from ._image import check_fractions
 
 
 def _round_half_up(x: float) -> int:
@@ -40,11 +41,11 @@ def stratified_split(labels, val_fraction: float, test_fraction: float, seed: in
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise DataError(f"labels must be a 1-D array, got shape {labels.shape}; pass one label per sample")
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DataError(
-            f"val_fraction={val_fraction} and test_fraction={test_fraction} are invalid; "
-            "each must be in [0, 1) and their sum below 1"
-        )
+    return split_indices(labels, *check_fractions(val_fraction, test_fraction), seed)
+
+
+def split_indices(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
+    """:func:`stratified_split` on arguments a loader has already checked."""
     rng = np.random.default_rng(seed)
     parts: tuple[list, list, list] = ([], [], [])
     for cls in np.unique(labels):

@@ -7,6 +7,7 @@ Importing this package does not import TensorFlow; the functions in
 from .math import BNParams, fold_conv, fold_dense, fold_depthwise, fold_separable
 from .rewrite import (
     LINEAR_LAYERS,
+    VERIFY_SAMPLES,
     FoldResult,
     count_batchnorm_after_linear,
     fold_batchnorm,
@@ -20,6 +21,7 @@ __all__ = [
     "BNParams",
     "FoldResult",
     "LINEAR_LAYERS",
+    "VERIFY_SAMPLES",
     "count_batchnorm_after_linear",
     "fold_batchnorm",
     "fold_conv",

@@ -23,8 +23,9 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
+from ..artifact import ArtifactMetadata, write_sidecar
 from ..errors import ConfigError, DataError, ModelFileError, VerificationError, first_line
-from ..fileio import atomic_path
+from ..fileio import atomic_path, sha256_file
 from ..keras_file import load_keras_model
 from .math import BNParams, fold_conv, fold_dense, fold_depthwise, fold_separable
 
@@ -468,22 +469,29 @@ def fold_model(model, sample_inputs, rtol: float = 1e-4, custom_objects: Optiona
     return replace(result, relative_error=error)
 
 
+#: Images a fold is verified on: enough to exercise every channel's range.
+VERIFY_SAMPLES = 64
+
+
 def fold_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     sample_inputs,
+    meta: Optional[ArtifactMetadata] = None,
     rtol: float = 1e-4,
     custom_objects: Optional[Mapping[str, Any]] = None,
+    model=None,
 ) -> FoldResult:
-    """Load `src`, fold, verify, and write `dst` (a ``.keras`` file) atomically.
+    """Fold the model in `src`, verify, and write `dst` (a ``.keras`` file) atomically.
 
     The saved file is loaded back and verified again before it replaces `dst`, so a
-    failure at any step leaves `dst` untouched.
+    failure at any step leaves `dst` untouched. With `meta`, `dst` gets it as its sidecar,
+    naming `src` as its parent. `model`: `src` already loaded.
     """
     dst = Path(dst)
     if dst.suffix != ".keras":
         raise ConfigError(f"the folded model must be saved as a .keras file, got {dst.name}")
-    original = load_keras_model(src, custom_objects=custom_objects)
+    original = model if model is not None else load_keras_model(src, custom_objects=custom_objects)
     result = fold_model(original, sample_inputs, rtol=rtol, custom_objects=custom_objects)
     # Keras chooses the file format from the suffix, so the temporary file needs .keras too.
     with atomic_path(dst, suffix=".keras") as tmp:
@@ -493,4 +501,6 @@ def fold_file(
         except ModelFileError as exc:
             raise VerificationError(f"the folded model does not load back after saving: {exc}") from exc
         verify_fold(original, reloaded, sample_inputs, rtol=rtol)
+    if meta is not None:
+        write_sidecar(dst, meta.replace(parent_sha256=sha256_file(src)))
     return result

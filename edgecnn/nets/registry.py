@@ -8,6 +8,9 @@ from pathlib import Path
 from ..errors import ConfigError
 from .recipe import Recipe
 
+#: Smallest input side the family takes: its strided stems and entry blocks downsample 8x or more.
+MIN_INPUT_SIZE = 8
+
 _REGISTRY: dict[str, Recipe] = {}
 _builtins_loaded = False
 
@@ -67,8 +70,8 @@ def create_model(name: str, input_shape=None, num_classes: int = 10, width: floa
     shape = tuple(int(x) for x in (input_shape or recipe.default_input_shape))
     if len(shape) != 3 or min(shape) < 1:
         raise ConfigError(f"input_shape must be (height, width, channels), got {input_shape}")
-    if min(shape[:2]) < 8:
-        raise ConfigError(f"input images must be at least 8x8 pixels, got {shape[0]}x{shape[1]}")
+    if min(shape[:2]) < MIN_INPUT_SIZE:
+        raise ConfigError(f"input images must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels, got {shape[0]}x{shape[1]}")
     if int(num_classes) < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
     return build(recipe, shape, int(num_classes))

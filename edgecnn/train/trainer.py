@@ -11,41 +11,10 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import ArtifactMetadata, write_sidecar
-from ..errors import ConfigError, VerificationError
+from ..errors import VerificationError
 from ..fileio import atomic_path, write_bytes, write_json
 from .bn_stats import accuracy, reestimate_bn_statistics
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "xception-nano"
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    width: float = 1.0
-    seed: int = 0
-    #: Random translation by up to this share of the image size (0 disables augmentation).
-    shift: float = 0.1
-    #: Training images used to re-estimate BN statistics.
-    bn_samples: int = 4096
-    #: Largest tolerated gap between training-mode and inference-mode validation accuracy.
-    max_bn_gap: float = 0.05
-    verbose: int | None = None
-
-    def __post_init__(self):
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "width": self.width > 0,
-            "shift": 0 <= self.shift < 0.5,
-            "bn_samples": self.bn_samples >= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"invalid training option {name}={getattr(self, name)!r}")
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -74,9 +43,7 @@ def _augmenter(tf, shape, shift: float, seed: int):
     return augment
 
 
-def fit(
-    dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, input_shape=None, model=None
-) -> TrainResult:
+def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, model=None) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
     `model` replaces the registered architecture with a Keras model built elsewhere
@@ -89,9 +56,7 @@ def fit(
 
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(config.seed)
-    shape = tuple(input_shape or dataset.input_shape)
-    if shape != tuple(dataset.input_shape):
-        raise ConfigError(f"input shape {shape} does not match the data set's images {dataset.input_shape}")
+    shape = tuple(dataset.input_shape)
     if model is None:
         model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
 

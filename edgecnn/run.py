@@ -8,23 +8,31 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .errors import ConfigError
-from .export.options import DEFAULT_CALIB_METHOD, DEFAULT_ONNX_FORMAT
+from .export.options import ExportOptions
+from .train.config import TrainConfig
+
+#: Where a run writes when no folder is given: runs/<data set name>.
+RUNS_DIR = Path("runs")
+
+
+def default_out_dir(data: str) -> Path:
+    return RUNS_DIR / Path(data).name
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    #: The built-in data set a run (and `edgecnn train`) uses when none is given.
     data: str = "digits"
-    arch: str = "xception-nano"
+    arch: str = TrainConfig.arch
     img_size: Optional[int] = None
-    epochs: int = 20
+    epochs: int = TrainConfig.epochs
     out: Optional[Path] = None
-    seed: int = 0
-    formats: tuple[str, ...] = ("tflite",)
-    io: str = "uint8"
-    calib_size: int = 300
-    calib_method: str = DEFAULT_CALIB_METHOD
-    onnx_format: str = DEFAULT_ONNX_FORMAT
+    seed: int = TrainConfig.seed
+    formats: tuple[str, ...] = ExportOptions.formats
+    io: str = ExportOptions.io
+    calib_size: int = ExportOptions.calib_size
+    calib_method: str = ExportOptions.calib_method
+    onnx_format: str = ExportOptions.onnx_format
     #: Largest accuracy drop (points) any artifact may show against the Keras model.
     max_drop: float = 1.0
     #: Time every artifact (one thread) and add latency, MACs and memory to the report.
@@ -32,7 +40,7 @@ class RunConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs") / Path(self.data).name
+        return Path(self.out) if self.out else default_out_dir(self.data)
 
 
 def run(config: RunConfig = RunConfig()) -> dict:
@@ -40,11 +48,9 @@ def run(config: RunConfig = RunConfig()) -> dict:
     from .data import load_dataset
     from .evaluate import load_predictor, top1, validate
     from .evaluate.report import write_report
-    from .export import ExportOptions, export_model
-    from .train import TrainConfig, fit
+    from .export import export_model
+    from .train import fit
 
-    if config.img_size is not None and config.img_size < 8:
-        raise ConfigError(f"--img-size must be at least 8, got {config.img_size}")
     export_options = ExportOptions(
         formats=config.formats,
         int8=True,
