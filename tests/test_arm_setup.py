@@ -9,7 +9,7 @@ from arm_environment import environment
 
 from edgecnn.targets.arm import SetupError, cache_dir, load_env, setup
 from edgecnn.targets.arm.apt import AptRoot, AptSource, derive_sources, host_acquire_options, parse_deb822, parse_one_line
-from edgecnn.targets.arm.env import make_alternative_links, relativize_symlinks
+from edgecnn.targets.arm.sysroot import make_alternative_links, relativize_symlinks
 
 # --- apt with a private configuration ------------------------------------------------------------------
 

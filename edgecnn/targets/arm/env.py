@@ -20,16 +20,24 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
-from ...errors import EdgecnnError
 from .apt import RELEASE, AptRoot, derive_sources, host_acquire_options, host_sources
+from .sysroot import (
+    deb_field,
+    dist_version,
+    extract_from_deb,
+    install_wheels,
+    make_alternative_links,
+    relativize_symlinks,
+    requirement_name,
+    unpack_deb,
+)
+from .tools import SetupError, run_tool
 
 CACHE_ENV = "EDGECNN_ARM_CACHE"
 #: Bumped when the layout or the recipe of an environment changes: older caches rebuild.
@@ -41,10 +49,6 @@ QEMU_SUITE = f"{RELEASE}-backports"
 TFLITE_RUNTIME = "tflite-runtime==2.14.0"
 
 Log = Callable[[str], None]
-
-
-class SetupError(EdgecnnError):
-    """The emulation environment could not be built or is not there."""
 
 
 @dataclass(frozen=True)
@@ -213,20 +217,6 @@ def _spec(recipe: ArchRecipe) -> dict:
     }
 
 
-def _run(argv: Sequence[str], what: str, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(list(argv), check=False, capture_output=True, text=True, timeout=timeout, **kwargs)
-    except FileNotFoundError:
-        raise SetupError(f"{what}: {argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise SetupError(f"{what} took longer than {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        lines = [line for line in (proc.stderr + "\n" + proc.stdout).splitlines() if line.strip()]
-        errors = [line for line in lines if "error" in line.lower()]
-        raise SetupError(f"{what} failed: {(errors or lines or ['exit code ' + str(proc.returncode)])[-1].strip()}")
-    return proc
-
-
 @contextlib.contextmanager
 def _locked(cache: Path) -> Iterator[None]:
     """One setup at a time per cache folder (parallel test workers, two shells)."""
@@ -255,138 +245,13 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def host_arch() -> str:
-    proc = _run(["dpkg", "--print-architecture"], "finding the host's Debian architecture", timeout=30)
+    proc = run_tool(["dpkg", "--print-architecture"], "finding the host's Debian architecture", timeout=30)
     return proc.stdout.strip()
 
 
 def _apt_root(cache: Path, name: str, arch: str, suites: Sequence[str]) -> AptRoot:
     sources = derive_sources(host_sources(), suites=suites)
     return AptRoot(cache / "apt" / name, arch, tuple(sources), tuple(host_acquire_options()))
-
-
-def deb_field(deb: Path, name: str) -> str:
-    return _run(["dpkg-deb", "--field", str(deb), name], f"reading {deb.name}", timeout=60).stdout.strip()
-
-
-def unpack_deb(deb: Path, dest: Path) -> None:
-    """``dpkg -x``: the package's files, no maintainer scripts."""
-    _run(["dpkg-deb", "--extract", str(deb), str(dest)], f"unpacking {deb.name}", timeout=300)
-
-
-def extract_from_deb(deb: Path, members: dict[str, Path]) -> None:
-    """Copy single files out of a .deb (``./usr/bin/x`` -> path) without unpacking the rest."""
-    wanted = dict(members)
-    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-            for member in tar:
-                dest = wanted.pop(member.name, None) or wanted.pop("./" + member.name.lstrip("./"), None)
-                if dest is None or not member.isfile():
-                    continue
-                source = tar.extractfile(member)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with open(dest, "wb") as out:
-                    shutil.copyfileobj(source, out)
-                dest.chmod(0o755)
-                if not wanted:
-                    break
-    finally:
-        proc.stdout.close()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    if wanted:
-        raise SetupError(f"{deb.name} has no {', '.join(sorted(wanted))}")
-
-
-def relativize_symlinks(root: Path) -> int:
-    """Point absolute symlinks inside `root` at `root`'s own files; returns how many changed.
-
-    Under ``qemu -L`` an absolute link would resolve on the host (``/etc/...``), not in
-    the sysroot.
-    """
-    changed = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                continue
-            target = os.readlink(path)
-            if not target.startswith("/"):
-                continue
-            os.unlink(path)
-            os.symlink(os.path.relpath(os.path.join(root, target.lstrip("/")), dirpath), path)
-            changed += 1
-    return changed
-
-
-#: Library alternatives that dpkg's maintainer scripts would register, best provider first.
-ALTERNATIVES = ("libblas.so.3", "liblapack.so.3")
-_PROVIDER_ORDER = ("openblas-pthread", "openblas", "blis-pthread", "blis-openmp", "atlas", "blas", "lapack")
-
-
-def make_alternative_links(sysroot: Path) -> list[Path]:
-    """Create ``/usr/lib/TRIPLET/libblas.so.3`` style links (update-alternatives' job); returns them."""
-    made = []
-    for libdir in sorted((sysroot / "usr" / "lib").glob("*-linux-gnu*")):
-        for name in ALTERNATIVES:
-            link = libdir / name
-            if link.exists() or link.is_symlink():
-                continue
-            found = sorted(
-                libdir.glob(f"*/{name}"),
-                key=lambda p: _PROVIDER_ORDER.index(p.parent.name) if p.parent.name in _PROVIDER_ORDER else 99,
-            )
-            if found:
-                link.symlink_to(found[0].relative_to(libdir))
-                made.append(link)
-    return made
-
-
-def _pip_install(target: Path, requirements: Sequence[str], platform: Optional[str], deps: bool, what: str) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-warn-script-location",
-        "--target",
-        str(target),
-        "--only-binary=:all:",
-    ]
-    if platform:
-        # Older pips do not widen a manylinux tag to older glibc versions: list them.
-        argv += [a for m in range(36, 16, -1) for a in ("--platform", f"manylinux_2_{m}_{platform}")]
-        argv += [
-            "--platform",
-            f"manylinux2014_{platform}",
-            "--python-version",
-            PYTHON_VERSION,
-            "--implementation",
-            "cp",
-            "--abi",
-            "cp" + PYTHON_VERSION.replace(".", ""),
-        ]
-    if not deps:
-        argv.append("--no-deps")
-    _run([*argv, *requirements], what, timeout=900)
-
-
-def _dist_version(site: Path, name: str) -> str:
-    normalized = name.replace("-", "_").lower()
-    for info in site.glob("*.dist-info"):
-        dist, _, version = info.name[: -len(".dist-info")].partition("-")
-        if dist.lower() == normalized:
-            return version
-    raise SetupError(f"{name} is missing from {site}")
-
-
-def _requirement_name(requirement: str) -> str:
-    import re
-
-    return re.split(r"[<>=!~; \[]", requirement, maxsplit=1)[0]
 
 
 def setup_qemu(cache: Path, log: Log = _quiet) -> tuple[Path, str, bool]:
@@ -415,7 +280,7 @@ def _smoke_test(env: ArmEnv) -> None:
     """Import the runtime under emulation: a broken sysroot fails here, at setup."""
     code = f"import numpy, flatbuffers, {env.recipe.runtime_module}.interpreter; print(numpy.__version__)"
     cpu = "cortex-a72" if env.arch == "arm64" else "cortex-a7"
-    _run(
+    run_tool(
         env.command(cpu, "-c", code),
         f"starting Python with {env.runtime} under {env.qemu.name}",
         timeout=600,
@@ -424,7 +289,7 @@ def _smoke_test(env: ArmEnv) -> None:
     if env.host_site:
         host_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         host_env["PYTHONPATH"] = str(env.host_site)
-        _run([sys.executable, "-S", "-s", "-c", code], f"loading the host's {env.host_runtime}", timeout=300, env=host_env)
+        run_tool([sys.executable, "-S", "-s", "-c", code], f"loading the host's {env.host_runtime}", timeout=300, env=host_env)
 
 
 def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, spec: dict, log: Log) -> tuple[ArmEnv, list[str]]:
@@ -455,18 +320,23 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
 
     wheels, deps = spec["wheels"], recipe.wheels is None  # ai-edge-litert brings its own dependencies
     log(f"{recipe.arch}: installing {', '.join(wheels)} for {recipe.wheel_platform}")
-    _pip_install(
-        partial / "site", wheels, recipe.wheel_platform, deps, f"downloading {' '.join(wheels)} for {recipe.wheel_platform}"
+    install_wheels(
+        partial / "site",
+        wheels,
+        f"downloading {' '.join(wheels)} for {recipe.wheel_platform}",
+        platform=recipe.wheel_platform,
+        python_version=PYTHON_VERSION,
+        deps=deps,
     )
-    runtime_name = _requirement_name(wheels[0])
-    runtime = f"{runtime_name} {_dist_version(partial / 'site', runtime_name)}"
+    runtime_name = requirement_name(wheels[0])
+    runtime = f"{runtime_name} {dist_version(partial / 'site', runtime_name)}"
 
     host_runtime = None
     if recipe.host_reference:
         log(f"{recipe.arch}: installing {', '.join(recipe.host_reference)} for the host side")
         try:
-            _pip_install(partial / "host-site", recipe.host_reference, None, False, "installing the host's reference runtime")
-            host_runtime = f"{runtime_name} {_dist_version(partial / 'host-site', runtime_name)}"
+            install_wheels(partial / "host-site", recipe.host_reference, "installing the host's reference runtime", deps=False)
+            host_runtime = f"{runtime_name} {dist_version(partial / 'host-site', runtime_name)}"
         except SetupError as exc:
             # E.g. a host Python newer than the runtime's wheels: the host side then runs its own runtime.
             shutil.rmtree(partial / "host-site", ignore_errors=True)
