@@ -1,13 +1,17 @@
 """ARM emulation setup: apt with a private configuration, the sysroot's fix-ups, the cached environment."""
 
+import json
 import os
 import subprocess
 import time
 
 import pytest
 from arm_environment import environment
+from click.testing import CliRunner
 
-from edgecnn.targets.arm import SetupError, cache_dir, load_env, setup
+import edgecnn.targets.arm.env as arm_env
+from edgecnn.cli import main
+from edgecnn.targets.arm import ArmEnv, SetupError, cache_dir, load_env, setup
 from edgecnn.targets.arm.apt import AptRoot, AptSource, derive_sources, host_acquire_options, parse_deb822, parse_one_line
 from edgecnn.targets.arm.sysroot import make_alternative_links, relativize_symlinks
 
@@ -157,3 +161,33 @@ def test_setup_is_idempotent():
     result = setup("arm64")
     assert result.cached and result.env.root == env.root
     assert time.perf_counter() - started < 5
+
+
+def test_setup_progress_is_shown_on_stderr(tmp_path, monkeypatch):
+    """The library logs its progress; `edgecnn targets setup` shows it on stderr, before a failure's one line."""
+
+    def offline(*args):
+        raise SetupError("the mirror is offline")
+
+    monkeypatch.setattr(arm_env, "host_arch", lambda: "amd64")
+    monkeypatch.setattr(arm_env, "_apt_root", offline)
+    result = CliRunner().invoke(main, ["targets", "setup", "arm64", "--cache", str(tmp_path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "qemu: fetching qemu-user from bookworm-backports (amd64)",
+        "Error: the mirror is offline",
+    ]
+
+
+def test_setup_problems_are_warnings_and_in_the_result(tmp_path, monkeypatch):
+    """What an environment was built despite is a warning (one line on the CLI's stderr) and part of the result."""
+    built = ArmEnv("arm64", tmp_path / "arm64", tmp_path / "qemu-aarch64", "10.0", "ai-edge-litert 2.3.0", None, ())
+    monkeypatch.setattr(arm_env, "setup_qemu", lambda cache: (tmp_path, "10.0", True))
+    monkeypatch.setattr(arm_env, "_build", lambda *args: (built, ["bookworm-updates did not download"]))
+    with pytest.warns(UserWarning, match="^bookworm-updates did not download$"):
+        result = setup("arm64", tmp_path)
+    assert result.warnings == ("bookworm-updates did not download",) and not result.cached
+    cli = CliRunner().invoke(main, ["targets", "setup", "arm64", "--cache", str(tmp_path), "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert cli.stderr == "Warning: bookworm-updates did not download\n"
+    assert json.loads(cli.stdout)["warnings"] == ["bookworm-updates did not download"]

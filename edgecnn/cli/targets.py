@@ -31,14 +31,8 @@ def setup(arches, force, cache, as_json):
     from ..targets.arm import setup as arm_setup
 
     names = list(ARCHES) if "all" in arches else list(dict.fromkeys(arches))
-
-    def log(message):
-        click.echo(message, err=True)
-
-    results = []
     with quiet_stdout(as_json):
-        for name in names:
-            results.append(arm_setup(name, cache=cache, force=force, log=log))
+        results = [arm_setup(name, cache=cache, force=force) for name in names]
     if as_json:
         emit_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
         return
@@ -48,8 +42,6 @@ def setup(arches, force, cache, as_json):
             f"{r.env.arch}: {state} in {r.env.root} (qemu {r.env.qemu_version}, {r.env.runtime}, "
             f"{len(r.env.packages)} Debian packages)"
         )
-        for warning in r.warnings:
-            click.echo(f"Warning: {warning}", err=True)
 
 
 @targets.command("list")

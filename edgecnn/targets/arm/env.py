@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from .apt import RELEASE, AptRoot, derive_sources, host_acquire_options, host_sources
 from .sysroot import (
@@ -48,7 +50,7 @@ QEMU_SUITE = f"{RELEASE}-backports"
 #: tflite-runtime's last release; the only TFLite runtime with armv7l wheels. Needs numpy < 2.
 TFLITE_RUNTIME = "tflite-runtime==2.14.0"
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -182,10 +184,6 @@ class SetupResult:
         return {**self.env.to_dict(), "cached": self.cached, "seconds": round(self.seconds, 2), "warnings": list(self.warnings)}
 
 
-def _quiet(message: str) -> None:
-    pass
-
-
 def host_litert_version() -> Optional[str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -254,7 +252,7 @@ def _apt_root(cache: Path, name: str, arch: str, suites: Sequence[str]) -> AptRo
     return AptRoot(cache / "apt" / name, arch, tuple(sources), tuple(host_acquire_options()))
 
 
-def setup_qemu(cache: Path, log: Log = _quiet) -> tuple[Path, str, bool]:
+def setup_qemu(cache: Path) -> tuple[Path, str, bool]:
     """(folder with qemu-aarch64 and qemu-arm, version, cached)."""
     folder = cache / "qemu"
     ready = _read_json(folder / "ready.json")
@@ -262,7 +260,7 @@ def setup_qemu(cache: Path, log: Log = _quiet) -> tuple[Path, str, bool]:
     if ready and ready.get("layout") == LAYOUT and all((folder / "bin" / b).is_file() for b in binaries):
         return folder / "bin", ready["version"], True
     arch = host_arch()
-    log(f"qemu: fetching {QEMU_PACKAGE} from {QEMU_SUITE} ({arch})")
+    logger.info("qemu: fetching %s from %s (%s)", QEMU_PACKAGE, QEMU_SUITE, arch)
     apt = _apt_root(cache, f"host-{arch}", arch, ("-backports",))
     apt.update()
     debs = apt.download_only([f"{QEMU_PACKAGE}/{QEMU_SUITE}"])
@@ -292,20 +290,19 @@ def _smoke_test(env: ArmEnv) -> None:
         run_tool([sys.executable, "-S", "-s", "-c", code], f"loading the host's {env.host_runtime}", timeout=300, env=host_env)
 
 
-def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, spec: dict, log: Log) -> tuple[ArmEnv, list[str]]:
-    warnings: list[str] = []
+def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, spec: dict) -> tuple[ArmEnv, list[str]]:
+    """The environment, and the problems it was built despite."""
     final = cache / recipe.arch
     partial = cache / f"{recipe.arch}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
 
     apt = _apt_root(cache, recipe.arch, recipe.arch, ("", "-updates", "-security"))
-    log(f"{recipe.arch}: updating the package lists ({RELEASE})")
-    problems = apt.update()
+    logger.info("%s: updating the package lists (%s)", recipe.arch, RELEASE)
     # A list that failed (a mirror mid-sync) is survivable: the other suites still resolve.
-    warnings += [p[3:].strip() for p in problems if p.startswith("E: Failed to fetch")]
+    problems = [p[3:].strip() for p in apt.update() if p.startswith("E: Failed to fetch")]
     debs = apt.download(recipe.debs)
-    log(f"{recipe.arch}: unpacking {len(debs)} Debian packages")
+    logger.info("%s: unpacking %d Debian packages", recipe.arch, len(debs))
     sysroot = partial / "sysroot"
     packages = []
     for deb in debs:
@@ -319,7 +316,7 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
         raise SetupError(f"the {recipe.arch} sysroot has no python{PYTHON_VERSION}")
 
     wheels, deps = spec["wheels"], recipe.wheels is None  # ai-edge-litert brings its own dependencies
-    log(f"{recipe.arch}: installing {', '.join(wheels)} for {recipe.wheel_platform}")
+    logger.info("%s: installing %s for %s", recipe.arch, ", ".join(wheels), recipe.wheel_platform)
     install_wheels(
         partial / "site",
         wheels,
@@ -333,14 +330,14 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
 
     host_runtime = None
     if recipe.host_reference:
-        log(f"{recipe.arch}: installing {', '.join(recipe.host_reference)} for the host side")
+        logger.info("%s: installing %s for the host side", recipe.arch, ", ".join(recipe.host_reference))
         try:
             install_wheels(partial / "host-site", recipe.host_reference, "installing the host's reference runtime", deps=False)
             host_runtime = f"{runtime_name} {dist_version(partial / 'host-site', runtime_name)}"
         except SetupError as exc:
             # E.g. a host Python newer than the runtime's wheels: the host side then runs its own runtime.
             shutil.rmtree(partial / "host-site", ignore_errors=True)
-            warnings.append(f"no {runtime_name} for the host's Python ({exc}); comparisons will use the host's runtime")
+            problems.append(f"no {runtime_name} for the host's Python ({exc}); comparisons will use the host's runtime")
 
     ready = {
         **spec,
@@ -351,21 +348,25 @@ def _build(recipe: ArchRecipe, cache: Path, qemu_dir: Path, qemu_version: str, s
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     env = ArmEnv(recipe.arch, partial, qemu_dir / recipe.qemu, qemu_version, runtime, host_runtime, tuple(packages))
-    log(f"{recipe.arch}: checking that {runtime} starts under {recipe.qemu}")
+    logger.info("%s: checking that %s starts under %s", recipe.arch, runtime, recipe.qemu)
     _smoke_test(env)
     _write_json(partial / "ready.json", ready)
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
-    return load_env(recipe.arch, cache, check_host=False), warnings
+    return load_env(recipe.arch, cache, check_host=False), problems
 
 
-def setup(arch: str, cache: Optional[os.PathLike] = None, force: bool = False, log: Log = _quiet) -> SetupResult:
-    """Build (or reuse) the emulation environment of `arch` ("arm64" or "armhf")."""
+def setup(arch: str, cache: Optional[os.PathLike] = None, force: bool = False) -> SetupResult:
+    """Build (or reuse) the emulation environment of `arch` ("arm64" or "armhf").
+
+    Progress goes to this module's logger; problems the environment was built despite are
+    warnings, and in the result.
+    """
     recipe = arch_recipe(arch)
     cache = cache_dir(cache)
     started = time.perf_counter()
     with _locked(cache):
-        qemu_dir, qemu_version, _ = setup_qemu(cache, log)
+        qemu_dir, qemu_version, _ = setup_qemu(cache)
         spec = _spec(recipe)
         ready = _read_json(cache / recipe.arch / "ready.json")
         if not force and ready and {k: ready.get(k) for k in spec} == spec and ready.get("qemu_version") == qemu_version:
@@ -373,8 +374,10 @@ def setup(arch: str, cache: Optional[os.PathLike] = None, force: bool = False, l
                 return SetupResult(load_env(recipe.arch, cache, check_host=False), True, time.perf_counter() - started)
             except SetupError:
                 pass  # damaged: rebuild
-        env, warnings = _build(recipe, cache, qemu_dir, qemu_version, spec, log)
-    return SetupResult(env, False, time.perf_counter() - started, tuple(warnings))
+        env, problems = _build(recipe, cache, qemu_dir, qemu_version, spec)
+    for problem in problems:
+        warnings.warn(problem, stacklevel=2)
+    return SetupResult(env, False, time.perf_counter() - started, tuple(problems))
 
 
 def load_env(arch: str, cache: Optional[os.PathLike] = None, check_host: bool = True) -> ArmEnv:
