@@ -41,19 +41,25 @@ class GraphStats:
         return out
 
 
-def _tflite_macs(op: str, ins, outs, tensors) -> int:
-    if op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+def tflite_op_macs(op: str, inputs, outputs, tensors) -> int:
+    """Multiply-accumulates of one TFLite operator: convolutions and fully-connected layers, else 0."""
+    if op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV") or not outputs:
         return 0
-    out = tensors[outs[0]].shape
-    weights = tensors[ins[1]].shape
-    if op == "CONV_2D":  # filter (O, H, W, I)
+
+    def shape(position):  # an absent optional input is index -1
+        return tensors[inputs[position]].shape if len(inputs) > position and inputs[position] >= 0 else ()
+
+    out, weights = tensors[outputs[0]].shape, shape(1)
+    if op == "CONV_2D" and len(weights) == 4:  # filter (O, H, W, I)
         return prod(out) * prod(weights[1:])
-    if op == "DEPTHWISE_CONV_2D":  # filter (1, H, W, C*M): one HxW window per output element
+    if op == "DEPTHWISE_CONV_2D" and len(weights) == 4:  # filter (1, H, W, C*M): one HxW window per output element
         return prod(out) * weights[1] * weights[2]
-    if op == "FULLY_CONNECTED":  # filter (O, I)
+    if op == "FULLY_CONNECTED" and len(weights) == 2:  # filter (O, I)
         return prod(out) * weights[1]
-    # TRANSPOSE_CONV: inputs (output_shape, filter (O, H, W, I), input); every input pixel spreads H*W*O.
-    return prod(tensors[ins[2]].shape) * weights[0] * weights[1] * weights[2]
+    if op == "TRANSPOSE_CONV" and len(weights) == 4:
+        # Inputs (output_shape, filter (O, H, W, I), input): every input pixel spreads H*W*O.
+        return prod(shape(2)) * weights[0] * weights[1] * weights[2]
+    return 0
 
 
 def tflite_stats(path_or_model) -> GraphStats:
@@ -74,7 +80,7 @@ def tflite_stats(path_or_model) -> GraphStats:
         counted.update(weights)
         params = sum(prod(tensors[i].shape) for i in weights)
         name = tensors[op.outputs[0]].name if op.outputs else ""
-        layers.append(LayerStats(index, code.name, name, _tflite_macs(code.name, op.inputs, op.outputs, tensors), params))
+        layers.append(LayerStats(index, code.name, name, tflite_op_macs(code.name, op.inputs, op.outputs, tensors), params))
     sizes = {
         i: prod(t.shape) * _DTYPE_BYTES.get(t.dtype, 4) for i, t in enumerate(tensors) if i not in constant and not t.is_variable
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...evaluate.graph_stats import tflite_op_macs
 from ...runtime.tflite_file import TFLiteModel
 from .table import LATENCY_REFERENCES, ON_CHIP_CACHE_BYTES, STREAMING_REFERENCES
 
@@ -20,27 +21,13 @@ DEVICE = "Coral USB Accelerator (USB 3.0)"
 
 
 def count_macs(model: TFLiteModel, op_indices=None) -> int:
-    """Multiply-accumulates of the convolutions and fully-connected layers of subgraph 0."""
-    graph = model.subgraphs[0]
-    total = 0
-    for i, (code, op) in enumerate(model.operators()):
-        if op_indices is not None and i not in op_indices:
-            continue
-
-        def shape(k, op=op):
-            return graph.tensors[op.inputs[k]].shape if len(op.inputs) > k and op.inputs[k] >= 0 else ()
-
-        out = graph.tensors[op.outputs[0]].shape if op.outputs else ()
-        weights = shape(1)
-        if code.name == "CONV_2D" and len(weights) == 4:
-            total += int(np.prod(out)) * weights[1] * weights[2] * weights[3]
-        elif code.name == "DEPTHWISE_CONV_2D" and len(weights) == 4:
-            total += int(np.prod(out)) * weights[1] * weights[2]
-        elif code.name == "FULLY_CONNECTED" and len(weights) == 2:
-            total += int(np.prod(out)) * weights[1]
-        elif code.name == "TRANSPOSE_CONV" and len(weights) == 4:
-            total += int(np.prod(shape(2))) * weights[0] * weights[1] * weights[2]
-    return total
+    """Multiply-accumulates of the operators of subgraph 0 (those in `op_indices`, if given)."""
+    tensors = model.subgraphs[0].tensors
+    return sum(
+        tflite_op_macs(code.name, op.inputs, op.outputs, tensors)
+        for i, (code, op) in enumerate(model.operators())
+        if op_indices is None or i in op_indices
+    )
 
 
 def _fit():
