@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError
+from .targets import export_targets
 
 IO_TYPES = ("uint8", "int8", "float32")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -18,8 +19,6 @@ DEFAULT_ONNX_FORMAT = "qoperator"
 #: Over seven trained models the worst int8/float top-1 agreement was 99.4% with ONNX Runtime's
 #: percentile ranges and 97.7% with min-max (which was ahead on one model, by 0.4 points).
 DEFAULT_CALIB_METHOD = "percentile"
-#: Devices an export can be made for (``--target``); each checks and compiles what it needs.
-EXPORT_TARGETS = ("edgetpu",)
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class ExportOptions:
     onnx_format: str = DEFAULT_ONNX_FORMAT
     #: ONNX models take any batch size instead of exactly one image.
     dynamic_batch: bool = False
-    #: Device to export for (see EXPORT_TARGETS); None: no device-specific step.
+    #: Device to export for (one of export_targets()); None: no device-specific step.
     target: Optional[str] = None
 
     def __post_init__(self):
@@ -56,8 +55,9 @@ class ExportOptions:
             self._check_target()
 
     def _check_target(self):
-        if self.target not in EXPORT_TARGETS:
-            raise ConfigError(f"--target must be one of {', '.join(EXPORT_TARGETS)}, got {self.target!r}")
+        targets = export_targets()
+        if self.target not in targets:
+            raise ConfigError(f"--target must be one of {', '.join(targets)}, got {self.target!r}")
         if not self.int8:
             raise ConfigError("--target edgetpu needs --int8: the Edge TPU runs only full-integer models")
         if self.io == "float32":

@@ -13,12 +13,10 @@ from ..errors import ConfigError
 from ..fileio import atomic_path, sha256_file, write_json
 from ..keras_file import load_with_metadata
 from .options import ExportOptions
+from .targets import target_exporter
 
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
 FORMATS = {"tflite": "edgecnn.export.tflite", "onnx": "edgecnn.export.onnx"}
-
-#: (format, target) -> module that replaces the format's exporter for that target (same interface).
-TARGET_EXPORTERS = {("tflite", "edgetpu"): "edgecnn.targets.edgetpu.export"}
 
 #: Samples used to prove a fold exact.
 FOLD_CHECK_SAMPLES = 64
@@ -58,7 +56,8 @@ def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
 def _exporter(name: str, target: str | None = None):
     if name not in FORMATS:
         raise ConfigError(f"unknown export format {name!r}; choose from {', '.join(FORMATS)}")
-    return importlib.import_module(TARGET_EXPORTERS.get((name, target), FORMATS[name]))
+    replacement = target_exporter(name, target) if target else None
+    return importlib.import_module(replacement or FORMATS[name])
 
 
 def export_model(
