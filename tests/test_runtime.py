@@ -44,6 +44,8 @@ def _input_output_quant(tflite: bytes) -> tuple[Quantization, Quantization]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    from edgecnn.calibration import CalibrationSet
+    from edgecnn.export.tflite import convert_int8
     from edgecnn.tf import keras, tensorflow
 
     tf, K = tensorflow(), keras()
@@ -65,19 +67,9 @@ def models(tmp_path_factory):
 
     float_bytes = tf.lite.TFLiteConverter.from_concrete_functions([fn], keras_model).convert()
 
-    def representative():
-        for img in _images(64, seed=1):
-            img = img.astype(np.float32)[None] / 255.0
-            img[0, 0, 0, 0], img[0, 0, 1, 0] = 0.0, 1.0  # calibrate the input to exactly [0, 1]
-            yield [img]
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], keras_model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.int8
-    int8_bytes = converter.convert()
+    calibration = _images(64, seed=1)
+    calibration[:, 0, 0, 0], calibration[:, 0, 1, 0] = 0, 255  # calibrate the input to exactly [0, 1]
+    int8_bytes = convert_int8(keras_model, SHAPE, CalibrationSet(calibration, "test"), Normalization(), "uint8", output_io="int8")
 
     in_q, out_q = _input_output_quant(int8_bytes)
     base = ArtifactMetadata(format="tflite", precision="float32", labels=LABELS, input_shape=SHAPE)
@@ -148,8 +140,8 @@ def test_reader_matches_interpreter(models, kind):
 
 
 def test_reader_operator_codes_over_127():
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
+    from tflite_builder import pack
 
     m = schema.ModelT()
     m.version = 3
@@ -157,9 +149,7 @@ def test_reader_operator_codes_over_127():
     gelu.deprecatedBuiltinCode, gelu.builtinCode, gelu.version = 127, schema.BuiltinOperator.GELU, 2
     custom.deprecatedBuiltinCode, custom.builtinCode, custom.customCode = 32, 32, "MyOp"
     m.operatorCodes, m.subgraphs, m.buffers = [gelu, custom], [schema.SubGraphT()], [schema.BufferT()]
-    builder = flatbuffers.Builder(256)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    parsed = read_tflite(bytes(builder.Output()))
+    parsed = read_tflite(pack(m))
     assert parsed.operator_codes[0].name == "GELU" and parsed.operator_codes[0].version == 2
     assert parsed.operator_codes[1].name == "CUSTOM" and parsed.operator_codes[1].custom_code == "MyOp"
     assert len(BUILTIN_OPERATORS) == max(v for k, v in vars(schema.BuiltinOperator).items() if k.isupper()) + 1

@@ -26,15 +26,23 @@ def convert_float(model, input_shape) -> bytes:
     return converter.convert()
 
 
-def convert_int8(model, input_shape, calibration, normalization, io: str = "uint8") -> bytes:
-    """Full-integer quantization: int8 kernels only, per-channel weights, `io`-typed input and output."""
+def convert_int8(
+    model, input_shape, calibration, normalization, io: str = "uint8", *, output_io: str | None = None, per_tensor_dense=False
+) -> bytes:
+    """Full-integer quantization: int8 kernels only, per-channel weights, `io`-typed input and output.
+
+    `output_io` types the output differently from the input. `per_tensor_dense` quantizes
+    fully-connected weights with one scale per tensor, for runtimes that have no per-channel
+    fully-connected kernel (the converter quantizes them per channel by default).
+    """
     tf, converter = _converter(model, input_shape)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([batch] for batch in calibration.batches(normalization))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    io_type = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io]
-    converter.inference_input_type = io_type
-    converter.inference_output_type = io_type
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # no float fallback
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
+    io_types = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+    converter.inference_input_type = io_types[io]
+    converter.inference_output_type = io_types[output_io or io]
     return converter.convert()
 
 
