@@ -59,7 +59,7 @@ def test_runner_runs_from_its_own_copy_without_tensorflow(exported_run, digits_s
 
 def test_missing_runtime_on_the_board_is_a_missing_dependency():
     assert issubclass(MissingDependencyError, Exception)  # the runner's "missing-runtime" maps onto it
-    from edgecnn.targets.arm.compare import parse_report
+    from edgecnn.targets.arm.protocol import parse_report
 
     with pytest.raises(MissingDependencyError, match="no TFLite interpreter"):
         parse_report('{"error": "no TFLite interpreter found", "kind": "missing-runtime"}', "board")

@@ -12,11 +12,14 @@ Python with numpy, flatbuffers and ai-edge-litert or tflite-runtime; edgecnn's r
 is copied over for each run and removed afterwards.
 """
 
-from .compare import Comparison, DeviceRunError, TargetValidation, compare, lsb_diff
+from .compare import Comparison, compare, lsb_diff
 from .emulate import validate_emulated
-from .env import ARCHES, ArmEnv, SetupError, SetupResult, cache_dir, load_env, setup, status
+from .env import ARCHES, ArmEnv, SetupResult, cache_dir, load_env, setup, status
+from .protocol import DeviceRunError
 from .ssh import validate_remote
 from .targets import EMULATED_TARGETS, EmulatedTarget, SshTarget, parse_ssh_url, parse_target
+from .tools import SetupError
+from .validation import TargetValidation
 
 
 def validate_on(artifact, target, **options) -> TargetValidation:

@@ -23,20 +23,13 @@ from typing import Optional, Union
 import numpy as np
 
 from ...errors import ConfigError
-from .compare import (
-    DeviceRunError,
-    RunnerReport,
-    TargetValidation,
-    artifact_metadata,
-    compare,
-    failure_message,
-    parse_report,
-    runner_args,
-    test_split,
-)
+from .compare import compare
 from .env import ArmEnv, load_env
+from .inputs import artifact_metadata, labelled_test_images
 from .payload import write_payload
+from .protocol import DeviceRunError, RunnerReport, failure_message, parse_report, runner_args
 from .targets import EmulatedTarget, parse_target
+from .validation import TargetValidation
 
 #: Seconds an emulated run may take before it is stopped.
 TIMEOUT = 1800
@@ -98,7 +91,7 @@ def validate_emulated(
     meta = artifact_metadata(path)
     env = load_env(target.arch, cache)
     if images is None:
-        images, labels = test_split(meta, data)
+        images, labels = labelled_test_images(meta, data)
     with tempfile.TemporaryDirectory(prefix="edgecnn-arm-") as tmp:
         work = Path(tmp)
         runner = write_payload(work)

@@ -26,10 +26,15 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ...errors import ConfigError, EdgecnnError, MissingDependencyError
-from .compare import DeviceRunError, TargetValidation, artifact_metadata, compare, parse_report, test_split
+from .compare import compare
 from .emulate import run_host
+from .env import load_env
+from .inputs import artifact_metadata, labelled_test_images
 from .payload import payload_tar, write_payload
+from .protocol import DeviceRunError, parse_report
 from .targets import SshTarget, parse_target
+from .tools import SetupError
+from .validation import TargetValidation
 
 SSH_CONFIG_ENV = "EDGECNN_SSH_CONFIG"
 CONNECT_TIMEOUT = 10
@@ -202,8 +207,6 @@ def probe(session: _Session) -> dict:
 
 def _host_reference(board_backend: str):
     """The armhf environment's isolated tflite-runtime when the board runs that same version (32-bit Pi OS)."""
-    from .env import SetupError, load_env
-
     if not board_backend.startswith("tflite_runtime "):
         return None
     try:
@@ -241,7 +244,7 @@ def validate_remote(
     path = Path(artifact).absolute()
     meta = artifact_metadata(path)
     if images is None:
-        images, labels = test_split(meta, data)
+        images, labels = labelled_test_images(meta, data)
     images = np.ascontiguousarray(images, dtype=np.uint8)
     config = Path(ssh_config) if ssh_config else ssh_config_file()
     session = _Session(target, python, config)

@@ -1,0 +1,32 @@
+"""What a validation runs: a .tflite artifact's metadata and the test split it was trained with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ...artifact import METADATA_KEY, ArtifactMetadata
+from ...errors import ModelFileError
+
+
+def artifact_metadata(path: Path) -> ArtifactMetadata:
+    """Metadata of a .tflite artifact, read without an interpreter."""
+    from ...runtime import load_tflite, resolve_metadata
+
+    if path.suffix.lower() != ".tflite":
+        raise ModelFileError(
+            f"{path} is not a .tflite file; ARM targets run TFLite artifacts (export with `edgecnn export --int8`)"
+        )
+    parsed = load_tflite(path)
+    return resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
+
+
+def labelled_test_images(meta: ArtifactMetadata, data: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels) of the test split the model was trained with (loaded on the host)."""
+    from ...data import dataset_for
+
+    dataset = dataset_for(meta, data)
+    images = np.ascontiguousarray(dataset.test.images, dtype=np.uint8)
+    return images, np.asarray(dataset.test.labels)
