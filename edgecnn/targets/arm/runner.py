@@ -89,36 +89,11 @@ def _watch_stdin(cleanup):
 
 
 def measure_latency(model, image, runs, warmup, min_seconds=1.0):
-    """Milliseconds per ``predict`` of one image, measured like ``edgecnn bench``.
+    """Milliseconds per ``predict`` of one image, measured with ``edgecnn.runtime.timing`` like ``edgecnn bench``."""
+    from edgecnn.runtime.timing import measure  # here: main() puts the shipped runtime on sys.path first
 
-    Uses ``edgecnn.runtime.timing`` (warm-up, then at least `runs` runs and `min_seconds`)
-    when the shipped runtime has it; else `warmup` untimed and `runs` timed runs.
-    """
-    try:
-        from edgecnn.runtime.timing import measure
-    except ImportError:
-        measure = None
-    if measure is not None:
-        latency = measure(lambda: model.predict(image), runs=runs, warmup=warmup, min_seconds=min_seconds)
-        return {**latency.to_dict(), "warmup": warmup, "min_seconds": min_seconds}
-    import numpy as np
-
-    for _ in range(warmup):
-        model.predict(image)
-    times = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter()
-        model.predict(image)
-        times[i] = (time.perf_counter() - start) * 1000.0
-    return {
-        "runs": runs,
-        "warmup": warmup,
-        "p50": float(np.percentile(times, 50)),
-        "p90": float(np.percentile(times, 90)),
-        "mean": float(times.mean()),
-        "min": float(times.min()),
-        "max": float(times.max()),
-    }
+    latency = measure(lambda: model.predict(image), runs=runs, warmup=warmup, min_seconds=min_seconds)
+    return {**latency.to_dict(), "warmup": warmup, "min_seconds": min_seconds}
 
 
 def main(argv=None):
