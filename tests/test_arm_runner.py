@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import MissingDependencyError
+from edgecnn.targets.arm import runner
 from edgecnn.targets.arm.payload import runtime_files, write_payload
 
 
@@ -55,6 +56,30 @@ def test_runner_runs_from_its_own_copy_without_tensorflow(exported_run, digits_s
 
     expected = runtime.load(out / "model_int8.tflite", num_threads=1).predict(digits_small.test.images[:20])
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+class _CountingModel:
+    """A model whose invoker counts its calls and whose predict must not be timed."""
+
+    def __init__(self):
+        self.invokes = 0
+
+    def invoker(self, pixels):
+        def invoke():
+            self.invokes += 1
+
+        return invoke
+
+    def predict(self, pixels):
+        raise AssertionError("the runner timed predict (quantize, invoke, dequantize), not one invoke()")
+
+
+def test_runner_times_one_invoke_like_edgecnn_bench():
+    model = _CountingModel()
+    latency = runner.measure_latency(model, np.zeros((1, 8, 8, 1), np.uint8), runs=7, warmup=3, min_seconds=0)
+    assert model.invokes == 3 + 7
+    assert (latency["warmup"], latency["runs"]) == (3, 7)
+    assert 0 <= latency["p50"] <= latency["p90"]
 
 
 def test_missing_runtime_on_the_board_is_a_missing_dependency():

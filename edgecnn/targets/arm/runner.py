@@ -89,10 +89,14 @@ def _watch_stdin(cleanup):
 
 
 def measure_latency(model, image, runs, warmup, min_seconds=1.0):
-    """Milliseconds per ``predict`` of one image, measured with ``edgecnn.runtime.timing`` like ``edgecnn bench``."""
+    """Milliseconds per ``invoke()`` on one image, timed like ``edgecnn bench``.
+
+    The same call and the same harness: the model's invoker (input already set, no
+    quantizing or dequantizing) under ``edgecnn.runtime.timing.measure``.
+    """
     from edgecnn.runtime.timing import measure  # here: main() puts the shipped runtime on sys.path first
 
-    latency = measure(lambda: model.predict(image), runs=runs, warmup=warmup, min_seconds=min_seconds)
+    latency = measure(model.invoker(image), runs=runs, warmup=warmup, min_seconds=min_seconds)
     return {**latency.to_dict(), "warmup": warmup, "min_seconds": min_seconds}
 
 
