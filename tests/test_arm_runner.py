@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import MissingDependencyError
-from edgecnn.targets.arm import runner
+from edgecnn.targets.arm import DeviceRunError, runner
 from edgecnn.targets.arm.payload import runtime_files, write_payload
+from edgecnn.targets.arm.protocol import parse_report, runner_args
+
+#: Packages a device does not have.
+NOT_ON_DEVICES = ("tensorflow", "tf_keras", "keras", "sklearn")
 
 
 def test_payload_is_the_runner_and_the_tensorflow_free_runtime():
@@ -26,28 +30,36 @@ def test_payload_is_the_runner_and_the_tensorflow_free_runtime():
     assert not any(n.startswith(("edgecnn/train", "edgecnn/export", "edgecnn/cli", "edgecnn/targets")) for n in names)
 
 
-def test_runner_runs_from_its_own_copy_without_tensorflow(exported_run, digits_small, tmp_path):
-    out, _ = exported_run
-    runner = write_payload(tmp_path / "payload")
-    np.save(tmp_path / "images.npy", digits_small.test.images[:20])
+def _run_runner(payload, args, missing=NOT_ON_DEVICES) -> subprocess.CompletedProcess:
+    """The runner copied to `payload`, run by this machine's Python as if `missing` were not installed.
+
+    stderr's last line is the file edgecnn was imported from.
+    """
+    path = write_payload(payload)
     script = textwrap.dedent(
         f"""
         import runpy, sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "tf_keras", "keras", "sklearn"):
+                if name.split(".")[0] in {tuple(missing)!r}:
                     raise ImportError(name + " is not on this device")
         sys.meta_path.insert(0, Block())
-        sys.argv = ["runner.py", "--model", {str(out / "model_int8.tflite")!r}, "--images", {str(tmp_path / "images.npy")!r},
-                    "--out", {str(tmp_path / "out.npy")!r}, "--threads", "1", "--runs", "5", "--warmup", "1", "--min-seconds", "0"]
+        sys.argv = ["runner.py", *{[str(a) for a in args]!r}]
         try:
-            runpy.run_path({str(runner)!r}, run_name="__main__")
-        except SystemExit as exc:
-            assert not exc.code, exc.code
-        print(sys.modules["edgecnn"].__file__, file=sys.stderr)
+            runpy.run_path({str(path)!r}, run_name="__main__")
+        finally:
+            print(sys.modules["edgecnn"].__file__, file=sys.stderr)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
+
+
+def test_runner_runs_from_its_own_copy_without_tensorflow(exported_run, digits_small, tmp_path):
+    out, _ = exported_run
+    np.save(tmp_path / "images.npy", digits_small.test.images[:20])
+    timing = ["--runs", "5", "--warmup", "1", "--min-seconds", "0"]
+    args = runner_args(out / "model_int8.tflite", tmp_path / "images.npy", tmp_path / "out.npy", 1, timing)
+    proc = _run_runner(tmp_path / "payload", args)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["samples"] == 20 and report["latency_ms"]["runs"] >= 5 and report["device"]["machine"]
@@ -82,9 +94,15 @@ def test_runner_times_one_invoke_like_edgecnn_bench():
     assert 0 <= latency["p50"] <= latency["p90"]
 
 
-def test_missing_runtime_on_the_board_is_a_missing_dependency():
-    assert issubclass(MissingDependencyError, Exception)  # the runner's "missing-runtime" maps onto it
-    from edgecnn.targets.arm.protocol import parse_report
-
-    with pytest.raises(MissingDependencyError, match="no TFLite interpreter"):
-        parse_report('{"error": "no TFLite interpreter found", "kind": "missing-runtime"}', "board")
+def test_a_device_without_a_tflite_runtime_is_a_missing_dependency(exported_run, digits_small, tmp_path):
+    """The runner reports a missing interpreter as such, and the host raises MissingDependencyError for it."""
+    out, _ = exported_run
+    np.save(tmp_path / "images.npy", digits_small.test.images[:2])
+    args = runner_args(out / "model_int8.tflite", tmp_path / "images.npy", None, 1)
+    proc = _run_runner(tmp_path / "payload", args, missing=(*NOT_ON_DEVICES, "ai_edge_litert", "tflite_runtime"))
+    assert proc.returncode == 2, proc.stderr
+    with pytest.raises(MissingDependencyError, match="^on the board: no TFLite interpreter"):
+        parse_report(proc.stdout, "the board")
+    # Any other failure on the device is the run's, not a missing package.
+    with pytest.raises(DeviceRunError, match="^on the board: the model is broken$"):
+        parse_report('{"error": "the model is broken", "kind": "error"}', "the board")

@@ -140,7 +140,7 @@ def _run(args):
         import numpy as np
 
         from edgecnn import __version__, runtime
-        from edgecnn.errors import EdgecnnError
+        from edgecnn.errors import EdgecnnError, MissingDependencyError
     except ImportError as exc:
         print(json.dumps({"error": f"cannot import the runtime: {exc}", "kind": "missing-runtime"}))
         return 2
@@ -150,7 +150,7 @@ def _run(args):
         outputs = model.predict(images)
         latency = measure_latency(model, images[:1], args.runs, args.warmup, args.min_seconds) if args.runs > 0 else None
     except EdgecnnError as exc:
-        kind = "missing-runtime" if type(exc).__name__ == "MissingDependencyError" else "error"
+        kind = "missing-runtime" if isinstance(exc, MissingDependencyError) else "error"
         print(json.dumps({"error": str(exc), "kind": kind}))
         return 2
     report = {
