@@ -58,7 +58,9 @@ def test_export_for_edgetpu_with_the_compiler(keras_dir, tmp_path, fake_edgetpu_
     out = tmp_path / "out"
     result = CliRunner().invoke(main, _export_args(keras_dir, out))
     assert result.exit_code == 0, result.output
-    assert "Edge TPU pre-flight check: " in result.stdout and "in 1 subgraph" in result.stdout
+    progress = result.stderr.splitlines()
+    assert any(line.startswith("Edge TPU pre-flight check: ") and "in 1 subgraph" in line for line in progress)
+    assert any(line.startswith("edgetpu_compiler: ") and "model_int8_edgetpu.tflite" in line for line in progress)
     assert "model_int8_edgetpu.tflite" in result.stdout
     check = json.loads((out / "model_int8_edgetpu_check.json").read_text())
     assert check["compatible"] and check["ops_mapped"] == check["ops_total"] and check["subgraphs"] == 1

@@ -17,6 +17,7 @@ registers it) and writes the same files, plus:
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from .compiler import INSTALL_HINT, compile_model, find_compiler
 
 CHECK_SUFFIX = "_edgetpu_check.json"
 COMPILE_SUFFIX = "_edgetpu_compile.json"
+
+log = logging.getLogger(__name__)
 
 
 class EdgeTpuCompilerMissing(UserWarning):
@@ -48,7 +51,7 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
     report = check_model(int8)
     check_path = out_dir / f"{int8.stem}{CHECK_SUFFIX}"
     write_json(check_path, report.to_dict())
-    print(f"Edge TPU pre-flight check: {report.summary()} ({check_path.name})")
+    log.info("Edge TPU pre-flight check: %s (%s)", report.summary(), check_path.name)
     if not report.compatible:
         raise VerificationError(f"{int8.name} would not run entirely on the Edge TPU: {report.summary()}; see {check_path}")
 
@@ -62,7 +65,7 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
     compiled_meta = int8_meta.replace(parent_sha256=sha256_file(int8))
     write_sidecar(compiled.model, compiled_meta)
     written.append((compiled.model, compiled_meta))
-    print(f"edgetpu_compiler: {compiled.report.summary()} ({compiled.model.name})")
+    log.info("edgetpu_compiler: %s (%s)", compiled.report.summary(), compiled.model.name)
     if not compiled.report.compatible:
         warnings.warn(f"edgetpu_compiler did not map every op of {int8.name}: {compiled.report.summary()}", stacklevel=2)
     return written
