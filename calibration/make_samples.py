@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.calibration import from_dataset
 from edgecnn.data import load_dataset
-from edgecnn.quantize import from_dataset
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = {

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from edgecnn.artifact import METADATA_KEY, ArtifactMetadata
+from edgecnn.calibration import CalibrationWarning, from_dataset, from_path
 from edgecnn.errors import ConfigError, DataError, ModelFileError
 from edgecnn.export import ExportOptions, export_model
 from edgecnn.fileio import sha256_file
-from edgecnn.quantize import CalibrationWarning, from_dataset, from_path
 from edgecnn.runtime import load_tflite
 
 

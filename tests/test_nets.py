@@ -132,9 +132,9 @@ def test_register_a_recipe_file(tmp_path):
 def test_every_model_trains_folds_and_converts(name, tmp_path):
     """Registry-wide: one training step, an exact fold, a full-integer int8 conversion."""
     from edgecnn.artifact import Normalization
+    from edgecnn.calibration import CalibrationSet
     from edgecnn.export.tflite import convert_int8
     from edgecnn.fold import count_batchnorm_after_linear, fold_model
-    from edgecnn.quantize import CalibrationSet
     from edgecnn.runtime.tflite_file import read_tflite
     from edgecnn.tf import keras
 

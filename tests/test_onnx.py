@@ -16,13 +16,13 @@ ort = pytest.importorskip("onnxruntime")
 
 from edgecnn import runtime  # noqa: E402
 from edgecnn.artifact import METADATA_KEY, ArtifactMetadata, Normalization, read_sidecar  # noqa: E402
+from edgecnn.calibration import CalibrationSet  # noqa: E402
+from edgecnn.calibration.onnx_reader import CalibrationReader  # noqa: E402
 from edgecnn.cli import main  # noqa: E402
 from edgecnn.errors import ConfigError, ModelFileError, VerificationError  # noqa: E402
 from edgecnn.export import ExportOptions, export_model  # noqa: E402
 from edgecnn.export import onnx as onnx_export  # noqa: E402
 from edgecnn.fileio import sha256_file  # noqa: E402
-from edgecnn.quantize import CalibrationSet  # noqa: E402
-from edgecnn.quantize.onnx_reader import CalibrationReader  # noqa: E402
 
 CALIB_SIZE = 120
 

@@ -178,7 +178,7 @@ def quantize_int8(
     onnx = _require("onnx")
     _require("sympy")  # quant_pre_process's symbolic shape inference needs it
     q = _require("onnxruntime.quantization")
-    from ..quantize.onnx_reader import CalibrationReader
+    from ..calibration.onnx_reader import CalibrationReader
 
     formats = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
     methods = {

@@ -1,4 +1,4 @@
-"""Quantization inputs shared by every export format."""
+"""Calibration sets: the images every int8 quantizer (TFLite, ONNX Runtime) draws activation ranges from."""
 
 from .calibration import MIN_RECOMMENDED, CalibrationSet, CalibrationWarning, from_dataset, from_path
 
