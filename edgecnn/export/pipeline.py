@@ -8,18 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import ArtifactMetadata, write_sidecar
+from ..artifact import ArtifactMetadata
 from ..errors import ConfigError
-from ..fileio import atomic_path, sha256_file, write_json
+from ..fileio import sha256_file, write_json
 from ..keras_file import load_with_metadata
 from .options import ExportOptions
 from .targets import target_exporter
 
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
 FORMATS = {"tflite": "edgecnn.export.tflite", "onnx": "edgecnn.export.onnx"}
-
-#: Samples used to prove a fold exact.
-FOLD_CHECK_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -43,8 +40,8 @@ class ExportResult:
 
 
 def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
+    from ..calibration import from_dataset, from_path
     from ..data import dataset_for
-    from ..quantize import from_dataset, from_path
 
     if options.calib_path:
         return from_path(options.calib_path, meta.input_shape, size=options.calib_size)
@@ -63,7 +60,7 @@ def _exporter(name: str, target: str | None = None):
 def export_model(
     model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()
 ) -> ExportResult:
-    from ..fold import count_batchnorm_after_linear, fold_model
+    from ..fold import VERIFY_SAMPLES, count_batchnorm_after_linear, fold_file
     from ..tf import keras
 
     exporters = [_exporter(name, options.target) for name in options.formats]
@@ -76,12 +73,10 @@ def export_model(
 
     parent, folded_path, folded, fold_error = model_path, None, 0, None
     if count_batchnorm_after_linear(model):
-        fold = fold_model(model, meta.normalization.apply(calibration.images[:FOLD_CHECK_SAMPLES]))
-        model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
         folded_path = out / "folded.keras"
-        with atomic_path(folded_path, suffix=".keras") as tmp:
-            model.save(tmp)
-        write_sidecar(folded_path, meta.replace(parent_sha256=sha256_file(model_path)))
+        samples = meta.normalization.apply(calibration.images[:VERIFY_SAMPLES])
+        fold = fold_file(model_path, folded_path, samples, meta, model=model)
+        model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
         parent = folded_path
     keras()  # the exporters below need TensorFlow loaded with Keras 2
 
