@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..export.targets import export_targets
 from ..run import RunConfig, default_out_dir
 from ..train.config import TrainConfig
 from .app import emit_json, main, quiet_stdout
@@ -144,7 +145,7 @@ def fold(model, output, data):
 @data_option
 @click.option(
     "--target",
-    type=click.Choice(["edgetpu"]),
+    type=click.Choice(export_targets()),
     default=None,
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )

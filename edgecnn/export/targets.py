@@ -1,6 +1,6 @@
 """Exporters that device targets put in place of a format's own, registered by each target.
 
-A target package registers when it is imported, by module path, so that registering costs
+The targets declare theirs in :mod:`edgecnn.targets`, by module path, so that registering costs
 nothing: the exporter (and TensorFlow with it) is imported only when an export runs.
 """
 
@@ -30,4 +30,4 @@ def export_targets() -> tuple[str, ...]:
 
 
 def _load_targets() -> None:
-    from .. import targets  # noqa: F401  (its target packages register on import)
+    from .. import targets  # noqa: F401  (declares the targets' exporters on import)

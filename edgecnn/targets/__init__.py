@@ -1,4 +1,7 @@
 """Deployment targets: what each device needs from a model, checked before it gets there."""
 
-# Imported here so that the targets register their exporters (edgecnn.export.targets).
-from . import edgetpu  # noqa: F401
+from ..export.targets import register_target_exporter
+
+# Each target declares the exporters it puts in place of a format's own, by module path:
+# declaring imports nothing of the target, so `edgecnn --help` can list the targets cheaply.
+register_target_exporter("tflite", "edgetpu", "edgecnn.targets.edgetpu.export")

@@ -4,14 +4,10 @@ Everything here but :mod:`.export` works without TensorFlow. Running a compiled 
 Coral is :mod:`edgecnn.runtime` (``runtime.load(path, device="edgetpu")``).
 """
 
-from ...export.targets import register_target_exporter
 from .checker import check_model, max_accepted_version, version_problem
 from .compiler import CompilerError, compile_model, find_compiler, parse_log
 from .latency import count_macs, estimate_latency
 from .report import EdgeTpuReport, OpStatus
-
-# `edgecnn export --target edgetpu` writes TFLite files with this package's exporter.
-register_target_exporter("tflite", "edgetpu", f"{__name__}.export")
 
 __all__ = [
     "CompilerError",
