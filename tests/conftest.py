@@ -124,3 +124,19 @@ def no_edgetpu_compiler(tmp_path, monkeypatch):
     empty = tmp_path / "empty_bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.fixture(scope="session")
+def default_digits_run(tmp_path_factory):
+    """`edgecnn run --format tflite,onnx` with every other setting at its default, made once:
+    the README's quick-start model, shared by the floors of the run, ONNX and ARM tests."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    out = tmp_path_factory.mktemp("default-digits-run") / "digits"
+    result = CliRunner().invoke(main, ["run", "--format", "tflite,onnx", "--out", str(out), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr[-2000:]
+    return out, json.loads(result.stdout)

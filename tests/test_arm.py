@@ -88,15 +88,9 @@ def test_emulated_validation_runs_the_same_runtime_on_both_sides(exported_run):
 
 
 @pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
+def digits_model(default_digits_run):
     """The digits int8 model as `edgecnn run` makes it: xception-nano at 32x32x1, 20 epochs."""
-    from edgecnn.data import load_dataset
-    from edgecnn.export import ExportOptions, export_model
-    from edgecnn.train import TrainConfig, fit
-
-    out = tmp_path_factory.mktemp("digits-default")
-    fit(load_dataset("digits"), TrainConfig(verbose=0), out)
-    export_model(out / "model.keras", out, ExportOptions(int8=True))
+    out, _ = default_digits_run
     return out / "model_int8.tflite"
 
 

@@ -527,13 +527,10 @@ def _check_onnx_floors(report: dict, out: Path, dataset) -> dict:
 
 
 @pytest.mark.slow
-def test_default_digits_run_with_onnx_meets_the_floors(tmp_path):
+def test_default_digits_run_with_onnx_meets_the_floors(default_digits_run):
     from edgecnn.data import load_dataset
 
-    out = tmp_path / "digits"
-    result = invoke("run", "--format", "tflite,onnx", "--out", out, "--json")
-    assert result.exit_code == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout)
+    out, report = default_digits_run
     assert report["arch"] == "xception-nano" and report["input_shape"] == [32, 32, 1]
     measured = _check_onnx_floors(report, out, load_dataset("digits"))
     assert measured["float"] >= 0.98
