@@ -1,6 +1,6 @@
 """ONNX Runtime latency and accuracy of float32 vs int8 graph styles, one thread.
 
-For each trained run folder (model.keras + model.json from `edgecnn train`), export the
+For each trained run folder (model.keras + model.keras.json from `edgecnn train`), export the
 float ONNX model, quantize it as QDQ (int8 and uint8 activations) and as QOperator
 (uint8 activations), then time single-image inference with one intra-op thread and
 measure test accuracy and top-1 agreement with the float model. The variants are
@@ -158,7 +158,7 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders holding model.keras and model.json")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders holding model.keras and model.keras.json")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs-per-round", type=int, default=100)
     parser.add_argument("--calib-method", default=None, help="default: the export default")

@@ -2,7 +2,7 @@
 
 The same JSON is embedded in the model file where the format allows (a named
 metadata buffer in .tflite, ``metadata_props`` in .onnx) and always written beside
-it as ``<model>.json``. This module imports neither TensorFlow nor ONNX.
+it as ``<model file>.json`` (``model_int8.tflite.json``). This module imports neither TensorFlow nor ONNX.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Optional
 
 from . import __version__
 from .errors import ModelFileError
-from .fileio import write_json
+from .fileio import json_bytes, write_files, write_json
 
 SCHEMA_VERSION = 1
 #: Name of the metadata entry inside model files.
@@ -106,16 +106,34 @@ class ArtifactMetadata:
 
 
 def sidecar_path(model_path: str | Path) -> Path:
-    """``runs/x/model_int8.tflite`` -> ``runs/x/model_int8.json``."""
-    return Path(model_path).with_suffix(".json")
+    """``runs/x/model_int8.tflite`` -> ``runs/x/model_int8.tflite.json``: one per model file, so the
+    .tflite and .onnx files of one export do not share (and overwrite) one."""
+    path = Path(model_path)
+    return path.with_name(path.name + ".json")
+
+
+#: Model file suffix -> the format its metadata must name.
+_SUFFIX_FORMATS = {".keras": "keras", ".h5": "keras", ".tflite": "tflite", ".onnx": "onnx"}
 
 
 def write_sidecar(model_path: str | Path, meta: ArtifactMetadata) -> Path:
     return write_json(sidecar_path(model_path), meta.to_dict())
 
 
+def write_model(model_path: str | Path, data: bytes, meta: ArtifactMetadata) -> Path:
+    """A model file and its sidecar, written so that both are new or neither is."""
+    path = Path(model_path)
+    write_files({path: data, sidecar_path(path): json_bytes(meta.to_dict())})
+    return path
+
+
 def read_sidecar(model_path: str | Path) -> Optional[ArtifactMetadata]:
     path = sidecar_path(model_path)
-    if not path.is_file():
+    if path.is_file():
+        return ArtifactMetadata.from_json(path.read_text())
+    # Files from edgecnn 0.1 have `model_int8.json`; trust one only if it names this file's format.
+    legacy = Path(model_path).with_suffix(".json")
+    if not legacy.is_file():
         return None
-    return ArtifactMetadata.from_json(path.read_text())
+    meta = ArtifactMetadata.from_json(legacy.read_text())
+    return meta if meta.format == _SUFFIX_FORMATS.get(Path(model_path).suffix.lower()) else None

@@ -6,25 +6,65 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike, suffix: str | None = None) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each of `paths`; all move into place together if the block succeeds.
+
+    The moves run with SIGINT and SIGTERM held back, so an interrupt never leaves one file of
+    the group new and another old (a model beside the sidecar of the previous export). The
+    files get the mode the umask implies, as ``open()`` would give them; mkstemp's is 0600.
+    """
+    targets = [Path(p) for p in paths]
+    mode = 0o666 & ~_umask()
+    temps: list[Path] = []
+    try:
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(Path(tmp))
+            os.chmod(tmp, mode)
+        yield list(temps)
+        with _signals_held():
+            for tmp, path in zip(temps, targets):
+                os.replace(tmp, path)
+    finally:
+        for tmp in temps:
+            if tmp.exists():
+                tmp.unlink()
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with atomic_paths(path, suffix=suffix) as (tmp,):
         yield tmp
-        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Defer SIGINT and SIGTERM (delivered when the block ends) where the platform allows it."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:
@@ -41,13 +81,24 @@ def read_model_bytes(path: str | os.PathLike) -> bytes:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
+    return write_files({path: data})[0]
+
+
+def write_files(files: Mapping[str | os.PathLike, bytes]) -> list[Path]:
+    """Write several files so that they appear together or not at all (see :func:`atomic_paths`)."""
+    paths = [Path(p) for p in files]
+    with atomic_paths(*paths) as temps:
+        for tmp, data in zip(temps, files.values()):
+            tmp.write_bytes(data)
+    return paths
+
+
+def json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
-    return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    return write_bytes(path, json_bytes(obj))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

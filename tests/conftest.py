@@ -47,7 +47,7 @@ def exported_run(tmp_path_factory, trained_run):
     from edgecnn.export import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("exported")
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.keras.json"):
         shutil.copy(trained_run / name, out / name)
     result = export_model(out / "model.keras", out, ExportOptions(int8=True, calib_size=120))
     return out, result

@@ -148,7 +148,7 @@ def test_onnx_macs_match_tflite_in_every_format(trained_run, tmp_path, onnx_form
     from edgecnn.evaluate.graph_stats import onnx_stats
     from edgecnn.export import ExportOptions, export_model
 
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.keras.json"):
         shutil.copy(trained_run / name, tmp_path / name)
     options = ExportOptions(formats=("tflite", "onnx"), int8=True, calib_size=100, onnx_format=onnx_format)
     export_model(tmp_path / "model.keras", tmp_path, options)

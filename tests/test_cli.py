@@ -46,7 +46,7 @@ def test_train_export_validate_predict(tmp_path, digits_small):
 
     result = invoke("fold", out / "model.keras", "-o", out / "folded.keras")
     assert result.exit_code == 0, result.output
-    assert "BatchNorm layers folded" in result.output and (out / "folded.json").is_file()
+    assert "BatchNorm layers folded" in result.output and (out / "folded.keras.json").is_file()
 
     result = invoke("export", out / "model.keras", "--int8", "--calib-size", 100, "--json")
     assert result.exit_code == 0, result.output

@@ -68,7 +68,7 @@ def test_export_for_edgetpu_with_the_compiler(keras_dir, tmp_path, fake_edgetpu_
     assert compiled["compatible"] and compiled["source"].startswith("edgetpu_compiler 16.0")
     assert compiled["ops_total"] == check["ops_total"]
     assert (out / "model_int8_edgetpu.log").is_file()
-    meta = ArtifactMetadata.from_json((out / "model_int8_edgetpu.json").read_text())
+    meta = ArtifactMetadata.from_json((out / "model_int8_edgetpu.tflite.json").read_text())
     assert meta.labels == LABELS and meta.precision == "int8" and meta.input_dtype == "uint8"
     assert json.loads((out / "export.json").read_text())["options"]["target"] == "edgetpu"
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from edgecnn.artifact import METADATA_KEY, ArtifactMetadata
+from edgecnn.artifact import METADATA_KEY, ArtifactMetadata, sidecar_path
 from edgecnn.calibration import CalibrationWarning, from_dataset, from_path
 from edgecnn.errors import ConfigError, DataError, ModelFileError
 from edgecnn.export import ExportOptions, export_model
@@ -21,7 +21,7 @@ def test_export_writes_float_and_int8_with_embedded_metadata(exported_run):
     for artifact in result.artifacts:
         model = load_tflite(artifact.path)
         embedded = ArtifactMetadata.from_json(model.metadata[METADATA_KEY])
-        sidecar = ArtifactMetadata.from_json(artifact.path.with_suffix(".json").read_text())
+        sidecar = ArtifactMetadata.from_json(sidecar_path(artifact.path).read_text())
         assert embedded == sidecar == artifact.metadata
         assert embedded.labels == tuple(str(i) for i in range(10)) and embedded.input_shape == (16, 16, 1)
         assert embedded.parent_sha256 == sha256_file(out / "folded.keras")
@@ -81,7 +81,7 @@ def test_folded_model_has_no_batchnorm_and_matches(exported_run, digits_small):
 def test_io_types(trained_run, tmp_path, io, dtype):
     import shutil
 
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.keras.json"):
         shutil.copy(trained_run / name, tmp_path / name)
     result = export_model(tmp_path / "model.keras", tmp_path, ExportOptions(int8=True, io=io, calib_size=100))
     int8 = next(a for a in result.artifacts if a.metadata.precision == "int8")
@@ -92,7 +92,7 @@ def test_io_types(trained_run, tmp_path, io, dtype):
 def test_a_failed_conversion_leaves_no_half_written_model(trained_run, tmp_path, monkeypatch):
     import shutil
 
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.keras.json"):
         shutil.copy(trained_run / name, tmp_path / name)
 
     def broken(*args, **kwargs):
@@ -144,7 +144,7 @@ def test_bad_inputs(tmp_path, trained_run):
     with pytest.raises(ModelFileError, match="not a Keras model file"):
         export_model(tmp_path / "notes.txt")
     (tmp_path / "fake.keras").write_text("hello")
-    (tmp_path / "fake.json").write_text((trained_run / "model.json").read_text())
+    (tmp_path / "fake.keras.json").write_text((trained_run / "model.keras.json").read_text())
     with pytest.raises(ModelFileError, match="not a loadable Keras model"):
         export_model(tmp_path / "fake.keras")
     with pytest.raises(ConfigError, match="--io"):

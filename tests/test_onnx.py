@@ -53,7 +53,7 @@ def ort_logits(path, x: np.ndarray) -> np.ndarray:
 def onnx_run(tmp_path_factory, trained_run):
     """trained_run (xception-pico, digits 16x16) exported to float and int8 ONNX with default options."""
     out = tmp_path_factory.mktemp("onnx")
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.keras.json"):
         shutil.copy(trained_run / name, out / name)
     result = export_model(out / "model.keras", out, ExportOptions(formats=("onnx",), int8=True, calib_size=CALIB_SIZE))
     return out, result

@@ -392,7 +392,7 @@ def test_pixel_shape_and_dtype_errors(models):
 def test_missing_metadata_and_sidecar_fallback(models, tmp_path):
     raw = tmp_path / "raw.tflite"
     raw.write_bytes(models["float_bytes"])
-    with pytest.raises(ModelFileError, match=r"has no edgecnn metadata.*raw\.json beside it"):
+    with pytest.raises(ModelFileError, match=r"has no edgecnn metadata.*raw\.tflite\.json beside it"):
         runtime.load(raw)
     write_sidecar(raw, models["meta_float"].replace(labels=("x", "y", "z")))
     model = runtime.load(raw)

@@ -47,7 +47,7 @@ def test_training_mode_accuracy_leaves_statistics_untouched():
 def test_fit_writes_model_metadata_and_history(digits, tmp_path):
     result = fit(digits, TrainConfig(arch="xception-pico", epochs=3, verbose=0), tmp_path)
     assert result.model_path == tmp_path / "model.keras" and result.model_path.is_file()
-    meta = json.loads((tmp_path / "model.json").read_text())
+    meta = json.loads((tmp_path / "model.keras.json").read_text())
     assert meta["labels"] == [str(i) for i in range(10)] and meta["input_shape"] == [16, 16, 1]
     assert meta["format"] == "keras" and meta["dataset"] == "digits" and meta["data_seed"] == 0
     assert (tmp_path / "labels.txt").read_text().split() == meta["labels"]

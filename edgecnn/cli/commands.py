@@ -68,7 +68,7 @@ def models():
 @out_dir_option
 @json_option
 def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, out, as_json):
-    """Train a model; writes model.keras, model.json, labels.txt and train.json."""
+    """Train a model; writes model.keras, model.keras.json, labels.txt and train.json."""
     from ..data import load_dataset
     from ..train import fit
 

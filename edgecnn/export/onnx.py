@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact import METADATA_KEY, ArtifactMetadata, write_sidecar
+from ..artifact import METADATA_KEY, ArtifactMetadata, write_model
 from ..errors import MissingDependencyError, VerificationError, first_line
-from ..fileio import write_bytes
 from .options import DEFAULT_CALIB_METHOD, DEFAULT_ONNX_FORMAT
 
 SUFFIX = ".onnx"
@@ -241,8 +240,7 @@ def write(proto, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
     meta = meta.replace(
         format="onnx", input_dtype="float32", output_dtype="float32", input_quantization=None, output_quantization=None
     )
-    write_bytes(path, embed_metadata(proto, meta).SerializeToString())
-    write_sidecar(path, meta)
+    write_model(path, embed_metadata(proto, meta).SerializeToString(), meta)
     return meta
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, write_sidecar
-from ..fileio import write_bytes
+from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, write_model
 from .tflite_metadata import embed_metadata
 
 SUFFIX = ".tflite"
@@ -70,8 +69,7 @@ def write(data: bytes, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
         input_quantization=in_q,
         output_quantization=out_q,
     )
-    write_bytes(path, embed_metadata(data, METADATA_KEY, meta.to_json().encode()))
-    write_sidecar(path, meta)
+    write_model(path, embed_metadata(data, METADATA_KEY, meta.to_json().encode()), meta)
     return meta
 
 

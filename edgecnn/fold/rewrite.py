@@ -23,9 +23,9 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from ..artifact import ArtifactMetadata, write_sidecar
+from ..artifact import ArtifactMetadata, sidecar_path
 from ..errors import ConfigError, DataError, ModelFileError, VerificationError, first_line
-from ..fileio import atomic_path, sha256_file
+from ..fileio import atomic_paths, json_bytes, sha256_file
 from ..keras_file import load_keras_model
 from .math import BNParams, fold_conv, fold_dense, fold_depthwise, fold_separable
 
@@ -493,14 +493,15 @@ def fold_file(
         raise ConfigError(f"the folded model must be saved as a .keras file, got {dst.name}")
     original = model if model is not None else load_keras_model(src, custom_objects=custom_objects)
     result = fold_model(original, sample_inputs, rtol=rtol, custom_objects=custom_objects)
-    # Keras chooses the file format from the suffix, so the temporary file needs .keras too.
-    with atomic_path(dst, suffix=".keras") as tmp:
-        result.model.save(str(tmp))
+    # Keras chooses the file format from the suffix: the temporary file keeps .keras (atomic_paths does).
+    paths = (dst, sidecar_path(dst)) if meta is not None else (dst,)
+    with atomic_paths(*paths) as temps:
+        result.model.save(str(temps[0]))
         try:
-            reloaded = load_keras_model(tmp, custom_objects=custom_objects)
+            reloaded = load_keras_model(temps[0], custom_objects=custom_objects)
         except ModelFileError as exc:
             raise VerificationError(f"the folded model does not load back after saving: {exc}") from exc
         verify_fold(original, reloaded, sample_inputs, rtol=rtol)
-    if meta is not None:
-        write_sidecar(dst, meta.replace(parent_sha256=sha256_file(src)))
+        if meta is not None:
+            temps[1].write_bytes(json_bytes(meta.replace(parent_sha256=sha256_file(src)).to_dict()))
     return result

@@ -24,7 +24,7 @@ QUANTIZED_DTYPES = ("int8", "uint8", "int16")
 
 
 def resolve_metadata(path: PathLike, embedded: Optional[bytes]) -> ArtifactMetadata:
-    """Metadata embedded in the model file, else the ``<model>.json`` sidecar."""
+    """Metadata embedded in the model file, else the ``<model file>.json`` sidecar."""
     path = Path(path)
     try:
         if embedded is not None:

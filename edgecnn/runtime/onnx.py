@@ -1,7 +1,7 @@
 """Run .onnx classifiers with ONNX Runtime: no TensorFlow, no onnx package.
 
 The artifact metadata comes from the model's ``metadata_props`` (read through
-``InferenceSession.get_modelmeta()``), else from the ``<model>.json`` sidecar.
+``InferenceSession.get_modelmeta()``), else from the ``<model file>.json`` sidecar.
 ``onnxruntime`` is imported when a model is loaded, not when this module is.
 """
 

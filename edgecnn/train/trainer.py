@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..artifact import ArtifactMetadata, write_sidecar
+from ..artifact import ArtifactMetadata, sidecar_path
 from ..errors import VerificationError
-from ..fileio import atomic_path, write_bytes, write_json
+from ..fileio import atomic_paths, json_bytes, write_bytes, write_json
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 
@@ -48,7 +48,7 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
 
     `model` replaces the registered architecture with a Keras model built elsewhere
     (benchmark baselines); its logits output must match the data set's classes.
-    Writes ``model.keras``, ``model.json`` (artifact metadata), ``labels.txt`` and
+    Writes ``model.keras``, ``model.keras.json`` (artifact metadata), ``labels.txt`` and
     ``train.json`` to `out_dir` when given.
     """
     from ..nets import create_model
@@ -124,9 +124,9 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
 
 def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(result.model_path, suffix=".keras") as tmp:
+    with atomic_paths(result.model_path, sidecar_path(result.model_path)) as (tmp, sidecar):
         model.save(tmp)
-    write_sidecar(result.model_path, result.metadata)
+        sidecar.write_bytes(json_bytes(result.metadata.to_dict()))
     write_bytes(out / "labels.txt", ("\n".join(dataset.labels) + "\n").encode())
     write_json(
         out / "train.json",

@@ -18,12 +18,13 @@ registers it) and writes the same files, plus:
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
-from ...artifact import ArtifactMetadata, write_sidecar
+from ...artifact import ArtifactMetadata, sidecar_path
 from ...errors import VerificationError
-from ...fileio import sha256_file, write_json
+from ...fileio import json_bytes, sha256_file, write_files, write_json
 from .checker import check_model
 from .compiler import INSTALL_HINT, compile_model, find_compiler
 
@@ -60,12 +61,20 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
             EdgeTpuCompilerMissing(f"{INSTALL_HINT.format(model=int8)}; the pre-flight report is {check_path}"), stacklevel=2
         )
         return written
-    compiled = compile_model(int8, out_dir)
-    write_json(out_dir / f"{int8.stem}{COMPILE_SUFFIX}", {**compiled.report.to_dict(), "compiler_output": compiled.output})
-    compiled_meta = int8_meta.replace(parent_sha256=sha256_file(int8))
-    write_sidecar(compiled.model, compiled_meta)
-    written.append((compiled.model, compiled_meta))
-    log.info("edgetpu_compiler: %s (%s)", compiled.report.summary(), compiled.model.name)
+    # Compiled aside, then moved in with its sidecar and log: never a compiled model beside a stale sidecar.
+    with tempfile.TemporaryDirectory(prefix=".edgetpu-", dir=out_dir) as tmp:
+        compiled = compile_model(int8, tmp)
+        model_path = out_dir / compiled.model.name
+        compiled_meta = int8_meta.replace(parent_sha256=sha256_file(int8))
+        files = {model_path: compiled.model.read_bytes(), sidecar_path(model_path): json_bytes(compiled_meta.to_dict())}
+        if compiled.log is not None:
+            files[out_dir / compiled.log.name] = compiled.log.read_bytes()
+        files[out_dir / f"{int8.stem}{COMPILE_SUFFIX}"] = json_bytes(
+            {**compiled.report.to_dict(), "compiler_output": compiled.output}
+        )
+        write_files(files)
+    written.append((model_path, compiled_meta))
+    log.info("edgetpu_compiler: %s (%s)", compiled.report.summary(), model_path.name)
     if not compiled.report.compatible:
         warnings.warn(f"edgetpu_compiler did not map every op of {int8.name}: {compiled.report.summary()}", stacklevel=2)
     return written
