@@ -157,3 +157,34 @@ def test_onnx_macs_match_tflite_in_every_format(trained_run, tmp_path, onnx_form
         stats = onnx_stats(tmp_path / name)
         assert stats.macs == reference, name
         assert stats.params > 0 and stats.peak_memory_bytes > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--min-time", "inf"], "--min-time must be 0..3600"),
+        (["--min-time", "nan"], "--min-time must be 0..3600"),
+        (["--runs", str(10**30)], "--runs must be 1..1000000"),
+        (["--warmup", str(10**9)], "--warmup 0..100000"),
+        (["--threads", str(2**31)], "--threads must be integers from 1 to 256"),
+    ],
+)
+def test_unbounded_benchmark_settings_are_one_line_errors(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"unused: the settings are refused first")
+    result = CliRunner().invoke(main, ["bench", str(model), *args])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: ") and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("threads", [0, -1, True, 2**40, 1.5])
+def test_runtime_thread_counts_are_checked(threads):
+    from edgecnn import runtime
+    from edgecnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="num_threads must be an integer from 1 to 256"):
+        runtime.load_interpreter(b"", num_threads=threads)

@@ -11,7 +11,13 @@ from typing import Optional
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
+from ..runtime.interpreters import MAX_THREADS
 from ..runtime.timing import Latency, measure
+
+#: Upper bounds, so a typo (--runs 10**30, --min-time inf) is an error rather than a run that never ends.
+MAX_RUNS = 1_000_000
+MAX_WARMUP = 100_000
+MAX_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -24,10 +30,12 @@ class BenchOptions:
     device: Optional[str] = None
 
     def __post_init__(self):
-        if not self.threads or min(self.threads) < 1:
-            raise ConfigError(f"--threads must be positive integers, got {self.threads}")
-        if self.runs < 1 or self.warmup < 0 or self.min_seconds < 0:
-            raise ConfigError(f"invalid benchmark settings runs={self.runs} warmup={self.warmup}")
+        if not self.threads or min(self.threads) < 1 or max(self.threads) > MAX_THREADS:
+            raise ConfigError(f"--threads must be integers from 1 to {MAX_THREADS}, got {self.threads}")
+        if not 1 <= self.runs <= MAX_RUNS or not 0 <= self.warmup <= MAX_WARMUP:
+            raise ConfigError(f"--runs must be 1..{MAX_RUNS} and --warmup 0..{MAX_WARMUP}, got {self.runs} and {self.warmup}")
+        if not 0 <= self.min_seconds <= MAX_SECONDS:  # also refuses NaN
+            raise ConfigError(f"--min-time must be 0..{MAX_SECONDS:.0f} seconds, got {self.min_seconds}")
 
 
 def _cpu_name() -> str:

@@ -18,6 +18,17 @@ from ..fileio import read_model_bytes
 from .tflite_file import read_tflite
 
 INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
+#: More threads than any board or server has cores; beyond it a number is a typo (2**31 would abort).
+MAX_THREADS = 256
+
+
+def check_threads(num_threads) -> None:
+    """None (the backend's default) or an int in 1..MAX_THREADS; ConfigError otherwise (True is not 1)."""
+    if num_threads is None:
+        return
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS:
+        raise ConfigError(f"num_threads must be an integer from 1 to {MAX_THREADS}, got {num_threads!r}")
+
 
 #: (module holding Interpreter, distribution name for the version) in order of preference.
 _BACKENDS = (
@@ -101,8 +112,7 @@ def load_interpreter(
     else:
         label = Path(model)
         data = read_model_bytes(label)
-    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-        raise ConfigError(f"num_threads must be a positive integer, got {num_threads!r}")
+    check_threads(num_threads)
     read_tflite(data, label)  # validates the whole flatbuffer before the C++ runtime sees it
     interpreter_class, backend = find_interpreter()
     kwargs = {"model_content": data}

@@ -14,9 +14,10 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from ..artifact import METADATA_KEY
-from ..errors import ConfigError, MissingDependencyError, ModelFileError, first_line
+from ..errors import MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
 from .filetype import foreign_kind
+from .interpreters import check_threads
 from .model import RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .preprocess import dequantize, prepare_input
 
@@ -57,8 +58,7 @@ def _read(path: Path) -> bytes:
 
 def create_session(data: bytes, path: Path, num_threads: Optional[int] = None):
     """An ONNX Runtime CPU session for model bytes; ModelFileError if ORT cannot load them."""
-    if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1):
-        raise ConfigError(f"num_threads must be a positive integer, got {num_threads!r}")
+    check_threads(num_threads)
     ort = onnxruntime_module()
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT logs graph rewrites as warnings
