@@ -392,3 +392,32 @@ def test_dataset_for_refuses_data_whose_classes_differ_from_the_model(image_fold
         assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="'digits' has classes"):
         dataset_for(meta(("cat", "dog")), "digits")
+
+
+def test_fifos_and_symlink_loops_in_a_folder_do_not_hang(image_folder):
+    import os
+
+    os.mkfifo(image_folder / "cat" / "stuck.png")
+    os.symlink(image_folder, image_folder / "dog" / "loop")
+    with pytest.warns(UserWarning, match="not regular files"):
+        ds = load_dataset(str(image_folder), val_fraction=0.0, test_fraction=0.0)
+    assert len(ds.train) == 6  # the same images as without the FIFO and the loop
+
+
+def test_an_image_path_that_is_a_fifo_or_a_bomb_is_a_one_line_error(tmp_path):
+    import os
+
+    from edgecnn.runtime import load_image
+
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        load_image(fifo, (8, 8, 3))
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(bomb)  # 50 KB on disk, 400 megapixels decoded
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(DataError, match="more than 64,000,000 pixels"):
+        load_image(bomb, (8, 8, 3))
+    Image.new("1", (10_000, 7_000)).save(bomb)  # under Pillow's own limit, over edgecnn's
+    with pytest.raises(DataError, match="claims 10000x7000 pixels, more than 64,000,000"):
+        load_image(bomb, (8, 8, 3))

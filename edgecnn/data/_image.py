@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,30 @@ def is_image_file(path: Path) -> bool:
 
 
 def find_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, in a stable (sorted) order; hidden entries skipped."""
-    found = []
+    """Image files under `folder`, recursively, in a stable (sorted) order; hidden entries skipped.
+
+    Links are followed, but a folder is entered once (a symlink loop ends), and only regular
+    files are taken: a FIFO named like an image would block the reader forever.
+    """
+    found, seen, odd = [], set(), []
+    top = Path(folder).resolve()
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files) if is_image_file(Path(f)))
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        # A link to the folder itself or above it would pull other classes' images in under this one.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not top.is_relative_to((Path(root) / d).resolve()))
+        for name in sorted(files):
+            path = Path(root) / name
+            if is_image_file(path):
+                (found if path.is_file() else odd).append(path)
+    if odd:
+        warnings.warn(
+            f"skipped {len(odd)} entries in {folder} that are not regular files (FIFOs, sockets, broken links; first: {odd[0]})",
+            stacklevel=3,
+        )
     return found
 
 
@@ -87,9 +107,11 @@ def bilinear():
 
 def read_image(path, size: tuple[int, int], channels: int) -> np.ndarray:
     """Decode one file to uint8 ``(H, W, channels)``; raises whatever Pillow raises on bad files."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    with Image.open(path) as img:
+    from ..runtime.preprocess import open_image
+
+    with open_image(path) as img:
         img.seek(0)  # first frame of animated GIF/PNG
         img.load()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional
 
 import numpy as np
@@ -11,6 +12,9 @@ from ..artifact import ArtifactMetadata, Quantization
 from ..errors import DataError, ModelFileError
 
 _INT_DTYPES = ("uint8", "int8", "int16", "int32")
+#: Largest image decoded (width x height): a 50-megapixel photo is fine, a crafted bomb that
+#: claims 60000 x 60000 in a few kilobytes is refused from its header, before decoding.
+MAX_PIXELS = 64_000_000
 
 
 def _resample():
@@ -37,16 +41,47 @@ def image_to_pixels(image, input_shape) -> np.ndarray:
     return pixels.reshape(height, width, channels)
 
 
+def open_image(path):
+    """Open an image file for decoding; DataError for what is not a regular file or claims too many pixels.
+
+    A FIFO or a device would block ``open()`` forever, so the path is checked first.
+    """
+    from PIL import Image
+
+    if not os.path.exists(path):
+        raise DataError(f"image {path} does not exist; check the path")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a regular file (a folder, FIFO or device); pass an image file")
+    too_big = f"more than {MAX_PIXELS:,} pixels (a decompression bomb?); pass a smaller image"
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError:  # Pillow's own, higher limit
+        raise DataError(f"image {path} has {too_big}") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise DataError(f"image {path} claims {width}x{height} pixels, {too_big}")
+    return image
+
+
 def load_image(path, input_shape) -> np.ndarray:
     """Read an image file as a uint8 (H, W, C) array matching `input_shape`."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return image_to_pixels(image, input_shape)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist; check the path") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        TypeError,
+        MemoryError,
+    ) as exc:
         reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
         raise DataError(f"cannot read image {path} ({reason}); pass a PNG, JPEG or BMP file") from None
 
