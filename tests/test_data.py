@@ -387,8 +387,8 @@ def test_dataset_for_refuses_data_whose_classes_differ_from_the_model(image_fold
     with pytest.warns(UserWarning):
         assert dataset_for(meta(("cat", "dog"))).labels == ("cat", "dog")
     for labels in (("cat", "dog", "fish"), ("dog", "cat"), ("0", "1")):
-        with pytest.warns(UserWarning), pytest.raises(DataError, match="but the model's labels are") as err:
-            dataset_for(meta(labels))
+        with pytest.raises(DataError, match="are not the model's labels") as err:
+            dataset_for(meta(labels))  # refused from the subfolder names, before any image is read
         assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="'digits' has classes"):
         dataset_for(meta(("cat", "dog")), "digits")
@@ -421,3 +421,17 @@ def test_an_image_path_that_is_a_fifo_or_a_bomb_is_a_one_line_error(tmp_path):
     Image.new("1", (10_000, 7_000)).save(bomb)  # under Pillow's own limit, over edgecnn's
     with pytest.raises(DataError, match="claims 10000x7000 pixels, more than 64,000,000"):
         load_image(bomb, (8, 8, 3))
+
+
+def test_a_folder_named_by_a_model_file_is_checked_before_it_is_read(tmp_path, monkeypatch):
+    from edgecnn.artifact import ArtifactMetadata
+    from edgecnn.data import dataset_for, registry
+
+    def meta(folder):
+        return ArtifactMetadata("tflite", "int8", ("cat", "dog"), (16, 16, 3), dataset=folder, data_seed=0)
+
+    monkeypatch.setattr(registry, "load_dataset", lambda *a, **k: pytest.fail("the folder was read"))
+    with pytest.raises(DataError, match="the model's metadata names the folder '/', whose subfolders"):
+        dataset_for(meta("/"))
+    with pytest.raises(DataError, match="does not exist here; pass --data"):
+        dataset_for(meta(str(tmp_path / "gone")))

@@ -90,9 +90,12 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
     `meta` is the model's :class:`~edgecnn.artifact.ArtifactMetadata`; `source` overrides
     the data set it names.
     """
+    named_by_model = not source
     source = source or meta.dataset
     if not source:
         raise DataError("the model's metadata names no data set; pass --data NAME or a folder")
+    if not (isinstance(source, str) and source in _BUILTIN):
+        _check_class_folders(Path(source), meta.labels, named_by_model)
     height, width, channels = meta.input_shape
     dataset = load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
     if tuple(dataset.labels) != tuple(meta.labels):
@@ -102,6 +105,23 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
             f"{_quoted(meta.labels)}; pass the data the model was trained on, or a folder with one subfolder per label"
         )
     return dataset
+
+
+def _check_class_folders(folder: Path, labels, named_by_model: bool) -> None:
+    """Refuse a folder whose class subfolders are not the model's labels before reading a file of it.
+
+    A path from a model file's metadata is not the user's choice: it may be `/`, whose walk would
+    take hours, or absent on this machine.
+    """
+    origin = "the model's metadata names" if named_by_model else "--data is"
+    if not folder.is_dir():
+        raise DataError(f"{origin} the folder {str(folder)!r}, which does not exist here; pass --data NAME or FOLDER")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if tuple(classes) != tuple(labels):
+        raise DataError(
+            f"{origin} the folder {str(folder)!r}, whose subfolders {_quoted(classes)} are not the model's labels "
+            f"{_quoted(labels)}; pass --data with the folder the model was trained on"
+        )
 
 
 def _quoted(labels, limit: int = 8) -> str:
