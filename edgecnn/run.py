@@ -38,6 +38,12 @@ class RunConfig:
     #: Time every artifact (one thread) and add latency, MACs and memory to the report.
     bench: bool = True
 
+    def __post_init__(self):
+        # The options this run hands to training and export, checked before anything starts.
+        TrainConfig(arch=self.arch, epochs=self.epochs, seed=self.seed)
+        ExportOptions(formats=self.formats, int8=True, io=self.io, calib_size=self.calib_size,
+                      calib_method=self.calib_method, onnx_format=self.onnx_format)  # fmt: skip
+
     @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else default_out_dir(self.data)

@@ -435,3 +435,8 @@ def test_a_folder_named_by_a_model_file_is_checked_before_it_is_read(tmp_path, m
         dataset_for(meta("/"))
     with pytest.raises(DataError, match="does not exist here; pass --data"):
         dataset_for(meta(str(tmp_path / "gone")))
+
+
+def test_a_data_set_too_large_for_memory_says_what_it_would_need():
+    with pytest.raises(DataError, match=r"1,797 images at 20000x20000x1 need 669\.4 GiB of memory"):
+        load_dataset("digits", image_size=20000)

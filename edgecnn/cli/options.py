@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..export.options import CALIB_METHODS, IO_TYPES, ONNX_FORMATS, ExportOptions
-from ..nets import MIN_INPUT_SIZE
+from ..nets import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from ..run import RUNS_DIR, RunConfig
 from ..train.config import TrainConfig
 
@@ -23,7 +23,7 @@ data_option = click.option(
 )
 img_size_option = click.option(
     "--img-size",
-    type=click.IntRange(min=MIN_INPUT_SIZE),
+    type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
     default=None,
     help="Square input size in pixels (default: the data set's).",
 )

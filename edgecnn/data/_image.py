@@ -31,6 +31,24 @@ def check_image_size(image_size, default: tuple[int, int]) -> tuple[int, int]:
     return hw
 
 
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 8 << 30
+
+
+def check_pool_memory(count: int, size: tuple[int, int], channels: int) -> None:
+    """Refuse a data set whose decoded pixels would not fit in half this machine's memory, saying how much."""
+    need = count * size[0] * size[1] * channels
+    have = _memory_bytes()
+    if need > have // 2:
+        raise DataError(
+            f"{count:,} images at {size[0]}x{size[1]}x{channels} need {need / 2**30:.1f} GiB of memory, more than half "
+            f"of this machine's {have / 2**30:.1f} GiB; use a smaller --img-size or fewer images"
+        )
+
+
 def check_channels(channels, default: int) -> int:
     if channels is None:
         return default

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ._image import bilinear, check_channels, check_fractions, check_image_size, check_seed
+from ._image import bilinear, check_channels, check_fractions, check_image_size, check_pool_memory, check_seed
 from .dataset import Dataset, build_dataset
 
 DEFAULT_SIZE = (32, 32)
@@ -30,6 +30,7 @@ def digits_arrays(image_size=None, channels=None) -> tuple[np.ndarray, np.ndarra
         ) from None
 
     bunch = _sk_load_digits()
+    check_pool_memory(len(bunch.images), size, channels)
     # Source pixels are 0..16 (4-bit counts); stretch them to the full uint8 range.
     raw = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
     if raw.shape[1:] == size:

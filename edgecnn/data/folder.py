@@ -20,6 +20,7 @@ from ._image import (
     check_channels,
     check_fractions,
     check_image_size,
+    check_pool_memory,
     check_seed,
     find_images,
     read_image,
@@ -79,6 +80,7 @@ def folder_arrays(source, image_size=None, channels=None):
         files.extend(found)
         file_labels.extend([label] * len(found))
 
+    check_pool_memory(len(files), size, channels)
     good, images, skipped = _read_all(files, size, channels)
     if not good:
         what = f"{len(skipped)} image file(s), none readable" if skipped else "no image files"

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import DataError
-from ._image import check_channels, check_fractions, check_image_size, check_seed, is_int, rgb_to_gray
+from ._image import check_channels, check_fractions, check_image_size, check_pool_memory, check_seed, is_int, rgb_to_gray
 from .dataset import Dataset, build_dataset
 
 DEFAULT_SIZE = (64, 64)
@@ -103,6 +103,7 @@ def generate_shapes(
     seed = check_seed(seed)
     if not is_int(samples_per_class) or samples_per_class < 1:
         raise DataError(f"samples_per_class must be a positive integer, got {samples_per_class!r}")
+    check_pool_memory(len(LABELS) * samples_per_class, size, channels)
 
     # Separate streams: scene parameters do not depend on the resolution, so one seed
     # gives the same scenes at every image size; only the noise differs.

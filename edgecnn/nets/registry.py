@@ -10,6 +10,8 @@ from .recipe import Recipe
 
 #: Smallest input side the family takes: its strided stems and entry blocks downsample 8x or more.
 MIN_INPUT_SIZE = 8
+#: Largest input side: the family is built for small images; beyond this a number is a typo.
+MAX_INPUT_SIZE = 1024
 
 _REGISTRY: dict[str, Recipe] = {}
 _builtins_loaded = False
@@ -70,6 +72,8 @@ def create_model(name: str, input_shape=None, num_classes: int = 10, width: floa
     shape = tuple(int(x) for x in (input_shape or recipe.default_input_shape))
     if len(shape) != 3 or min(shape) < 1:
         raise ConfigError(f"input_shape must be (height, width, channels), got {input_shape}")
+    if max(shape[:2]) > MAX_INPUT_SIZE:
+        raise ConfigError(f"input images must be at most {MAX_INPUT_SIZE} pixels per side, got {shape[0]}x{shape[1]}")
     if min(shape[:2]) < MIN_INPUT_SIZE:
         raise ConfigError(f"input images must be at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels, got {shape[0]}x{shape[1]}")
     if int(num_classes) < 2:

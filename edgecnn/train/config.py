@@ -6,6 +6,18 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+#: The family's channel counts times 8 already exceed what a device can run.
+MAX_WIDTH = 8.0
+_RANGES = {
+    "epochs": f"use 1 to {MAX_EPOCHS:,}",
+    "batch_size": f"use 1 to {MAX_BATCH_SIZE:,}",
+    "learning_rate": "use a value in (0, 10]",
+    "width": f"use a multiplier in (0, {MAX_WIDTH:g}]",
+    "seed": "use 0 to 2**32 - 1",
+}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -25,15 +37,18 @@ class TrainConfig:
     verbose: int | None = None
 
     def __post_init__(self):
+        # Upper bounds catch typos (--epochs 10**20, --width inf) before hours of work or a crash;
+        # the seed must fit the 32 bits numpy's global generator takes.
         checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "width": self.width > 0,
+            "epochs": 1 <= self.epochs <= MAX_EPOCHS,
+            "batch_size": 1 <= self.batch_size <= MAX_BATCH_SIZE,
+            "learning_rate": 0 < self.learning_rate <= 10,
+            "weight_decay": 0 <= self.weight_decay <= 1,
+            "width": 0 < self.width <= MAX_WIDTH,
+            "seed": 0 <= self.seed < 2**32,
             "shift": 0 <= self.shift < 0.5,
             "bn_samples": self.bn_samples >= 1,
         }
         for name, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"invalid training option {name}={getattr(self, name)!r}")
+            if not ok:  # also False for NaN
+                raise ConfigError(f"invalid training option {name}={getattr(self, name)!r}; {_RANGES.get(name, 'see --help')}")
