@@ -135,6 +135,8 @@ def folders(tmp_path):
         (["train", "--img-size", "20000"], "--img-size"),
         (["run", "--seed", str(2**64)], "invalid training option seed="),
         (["bench", "{t}/notes.tflite", "--min-time", "inf"], "--min-time"),
+        (["validate", "{t}/notes.tflite", "--target", "ssh://[::1"], "is not a valid ssh:// address"),
+        (["validate", "{t}/notes.tflite", "--target", "ssh://pi\x00@host"], "contains a control character"),
         (["targets", "setup"], "(see `edgecnn targets setup --help`)"),
         (["models", "--x"], "(see `edgecnn models --help`)"),
     ],
@@ -163,3 +165,19 @@ def test_errors_in_a_real_process_have_no_traceback(folders):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("Error: ") and "Traceback" not in proc.stderr
+
+
+def test_a_full_disk_is_a_one_line_error(folders, monkeypatch):
+    import errno
+
+    import edgecnn.export
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folders / "model_int8.tflite"))
+
+    monkeypatch.setattr(edgecnn.export, "export_model", full)
+    result = CliRunner().invoke(main, ["export", str(folders / "notes.txt")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip() == (
+        f"Error: No space left on device ({folders / 'model_int8.tflite'}); check the path, its permissions and free space"
+    )

@@ -11,7 +11,7 @@ import warnings
 import click
 
 from .. import __version__
-from ..errors import EdgecnnError
+from ..errors import EdgecnnError, first_line
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -63,6 +63,13 @@ class EdgecnnGroup(click.Group):
             return super().invoke(ctx)
         except EdgecnnError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            # The file system refused (a folder that cannot be made, a full disk, no permission): its own words.
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(
+                f"Error: {exc.strerror or first_line(exc)}{where}; check the path, its permissions and free space", err=True
+            )
             ctx.exit(1)
         except click.UsageError as exc:
             _usage_error(exc)

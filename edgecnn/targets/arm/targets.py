@@ -68,7 +68,12 @@ _HOST = re.compile(r"^[A-Za-z0-9._%-]+$")
 def parse_ssh_url(text: str) -> SshTarget:
     """``ssh://[user@]host[:port]`` -> SshTarget; ConfigError quoting the value otherwise."""
     example = "ssh://pi@raspberrypi.local or ssh://pi@192.168.1.20:2222"
-    parts = urlsplit(text.strip())
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError(f"{text!r} contains a control character; use e.g. {example}")
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for ssh://[::1
+        raise ConfigError(f"{text!r} is not a valid ssh:// address ({exc}); use e.g. {example}") from None
     if parts.scheme != "ssh" or not parts.netloc:
         raise ConfigError(f"{text!r} is not an ssh:// address; use e.g. {example}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
