@@ -65,3 +65,28 @@ def test_validate_runs_without_tensorflow(exported_run):
     assert proc.returncode == 0, proc.stderr
     accuracy, agreement = map(float, proc.stdout.split())
     assert accuracy > 0.5 and agreement > 0.9
+
+
+def test_validating_on_no_images_is_an_error_not_nan():
+    import numpy as np
+    import pytest
+
+    from edgecnn.errors import DataError
+    from edgecnn.evaluate import validate
+
+    with pytest.raises(DataError, match="got 0 images and 0 labels"):
+        validate("unused.tflite", np.zeros((0, 8, 8, 1), np.uint8), np.zeros(0, np.int64))
+
+
+def test_training_on_too_few_images_is_a_one_line_error(tmp_path):
+    import numpy as np
+    import pytest
+
+    from edgecnn.data.dataset import build_dataset
+    from edgecnn.errors import DataError
+    from edgecnn.train import fit
+
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    dataset = build_dataset("two", ("a", "b"), images, np.array([0, 1]), seed=0, val_fraction=0.1, test_fraction=0.2)
+    with pytest.raises(DataError, match="has 2 images in 2 classes: too few for a val split"):
+        fit(dataset)

@@ -63,6 +63,12 @@ def validate(
 
     `reference_predictions` (top-1 indices) saves re-running a reference already evaluated.
     """
+    if len(images) == 0 or len(images) != len(labels):
+        # An accuracy over no images is NaN, which would read as a result.
+        raise DataError(
+            f"got {len(images)} images and {len(labels)} labels to validate on; pass a data set whose test split "
+            "has images (more images, or a larger test fraction)"
+        )
     predictor = artifact if isinstance(artifact, Predictor) else load_predictor(artifact)
     _check_shape(predictor, images)
     predicted = top1(predictor.predict(images))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import ArtifactMetadata, sidecar_path
-from ..errors import VerificationError
+from ..errors import DataError, VerificationError
 from ..fileio import atomic_paths, json_bytes, write_bytes, write_json
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
@@ -57,6 +57,13 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(config.seed)
     shape = tuple(dataset.input_shape)
+    empty = [name for name in ("train", "val") if len(getattr(dataset, name)) == 0]
+    if empty:
+        total = len(dataset.train) + len(dataset.val) + len(dataset.test)
+        raise DataError(
+            f"data set {dataset.name!r} has {total} images in {dataset.num_classes} classes: too few for a "
+            f"{' and a '.join(empty)} split; add images (a few dozen per class at least)"
+        )
     if model is None:
         model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
 
