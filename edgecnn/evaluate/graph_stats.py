@@ -64,8 +64,11 @@ def tflite_op_macs(op: str, inputs, outputs, tensors) -> int:
 
 def tflite_stats(path_or_model) -> GraphStats:
     from ..runtime.tflite_file import TFLiteModel, load_tflite
+    from ..runtime.tflite_verify import verify_tflite
 
-    model = path_or_model if isinstance(path_or_model, TFLiteModel) else load_tflite(path_or_model)
+    parsed = isinstance(path_or_model, TFLiteModel)
+    model = path_or_model if parsed else load_tflite(path_or_model)
+    verify_tflite(model, "model" if parsed else str(path_or_model), ops=False)
     graph = model.subgraphs[0]
     tensors = graph.tensors
     constant = {i for i, t in enumerate(tensors) if t.buffer and model.buffer_sizes[t.buffer]}

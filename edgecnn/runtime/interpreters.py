@@ -1,8 +1,9 @@
 """Find a TFLite interpreter: ai-edge-litert, else tflite-runtime, else an installed TensorFlow.
 
-The model bytes are parsed by :mod:`edgecnn.runtime.tflite_file` before any
-interpreter sees them, so a foreign or truncated file gives a ModelFileError rather
-than a crash inside the C++ runtime.
+The model bytes are parsed by :mod:`edgecnn.runtime.tflite_file` and checked by
+:mod:`edgecnn.runtime.tflite_verify` before any interpreter sees them, so a foreign,
+truncated or hostile file gives a ModelFileError rather than a crash inside the C++
+runtime (which, with its default XNNPACK delegate, trusts every field of the file).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Optional, Union
 from ..errors import ConfigError, MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
 from .tflite_file import read_tflite
+from .tflite_verify import verify_tflite
 
 INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on 32-bit ARM)"
 #: More threads than any board or server has cores; beyond it a number is a typo (2**31 would abort).
@@ -113,7 +115,7 @@ def load_interpreter(
         label = Path(model)
         data = read_model_bytes(label)
     check_threads(num_threads)
-    read_tflite(data, label)  # validates the whole flatbuffer before the C++ runtime sees it
+    verify_tflite(read_tflite(data, label), str(label or "model data"))
     interpreter_class, backend = find_interpreter()
     kwargs = {"model_content": data}
     if num_threads is not None:

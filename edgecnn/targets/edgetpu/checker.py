@@ -23,6 +23,7 @@ import numpy as np
 from ...errors import ModelFileError
 from ...runtime.devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu
 from ...runtime.tflite_file import BUILTIN_OPERATORS, Operator, OperatorCode, TFLiteModel, load_tflite, read_tflite
+from ...runtime.tflite_verify import verify_tflite
 from . import table
 from .latency import count_macs, estimate_latency
 from .report import EdgeTpuReport, OpStatus
@@ -39,6 +40,7 @@ def check_model(model: ModelLike, name: Optional[str] = None) -> EdgeTpuReport:
     parsed, label = _parse(model, name)
     if not parsed.subgraphs:
         raise ModelFileError(f"{label} has no subgraph; export the model again")
+    verify_tflite(parsed, label, ops=False)  # indices and buffers in range before the graph is walked
     return _Check(parsed, label).run()
 
 
