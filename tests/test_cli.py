@@ -181,3 +181,13 @@ def test_a_full_disk_is_a_one_line_error(folders, monkeypatch):
     assert result.stderr.strip() == (
         f"Error: No space left on device ({folders / 'model_int8.tflite'}); check the path, its permissions and free space"
     )
+
+
+def test_text_from_files_cannot_drive_the_terminal(tmp_path):
+    from edgecnn.cli.app import terminal_safe
+
+    assert terminal_safe("cat\x1b]0;owned\x07 \x9b2J\tdog\n") == "cat\\x1b]0;owned\\x07 \\x9b2J\tdog\n"
+    hostile = tmp_path / "notes\x1b[2J.tflite"  # a path that would clear the screen
+    hostile.write_text("not a model")
+    result = CliRunner().invoke(main, ["validate", str(hostile)])
+    assert result.exit_code == 1 and "\x1b" not in result.stderr and "notes\\x1b[2J.tflite" in result.stderr

@@ -13,16 +13,30 @@ import click
 from .. import __version__
 from ..errors import EdgecnnError, first_line
 
+#: C0 controls but newline and tab, DEL and the C1 controls: what could move the cursor, set a
+#: window title or clear the screen if a label or a path carrying it reached the terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with control characters shown as ``\\xNN``; labels and paths are the user's (or a file's)."""
+    return str(text).translate(_CONTROLS)
+
+
+def echo(message: str = "", err: bool = False) -> None:
+    """click.echo for everything the commands print: nothing in it can drive the terminal."""
+    click.echo(terminal_safe(message), err=err)
+
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"Warning: {message}", err=True)
+    echo(f"Warning: {message}", err=True)
 
 
 class _EchoHandler(logging.Handler):
     """Library progress (``logging.getLogger("edgecnn...").info``) as plain lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(record.getMessage(), err=True)
+        echo(record.getMessage(), err=True)
 
 
 def show_progress() -> None:
@@ -39,7 +53,7 @@ def _usage_error(exc: click.UsageError) -> None:
         click.echo(exc.ctx.get_help())
         raise click.exceptions.Exit(0)
     command = exc.ctx.command_path if exc.ctx else "edgecnn"
-    click.echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
+    echo(f"Error: {exc.format_message()} (see `{command} --help`)", err=True)
     raise click.exceptions.Exit(1)
 
 
@@ -62,14 +76,12 @@ class EdgecnnGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgecnnError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             ctx.exit(1)
         except OSError as exc:
             # The file system refused (a folder that cannot be made, a full disk, no permission): its own words.
             where = f" ({exc.filename})" if exc.filename else ""
-            click.echo(
-                f"Error: {exc.strerror or first_line(exc)}{where}; check the path, its permissions and free space", err=True
-            )
+            echo(f"Error: {exc.strerror or first_line(exc)}{where}; check the path, its permissions and free space", err=True)
             ctx.exit(1)
         except click.UsageError as exc:
             _usage_error(exc)

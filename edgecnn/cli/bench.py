@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .app import emit_json, main, quiet_stdout
+from .app import echo, emit_json, main, quiet_stdout
 from .options import device_option, json_option
 
 
@@ -41,5 +41,5 @@ def bench(artifacts, threads, runs, warmup, min_time, device, as_json):
         emit_json(report)
     else:
         host = report["host"]
-        click.echo(f"{host['cpu']} ({host['cores']} cores), {runtime_versions(host)}")
-        click.echo(text_table(report["results"]))
+        echo(f"{host['cpu']} ({host['cores']} cores), {runtime_versions(host)}")
+        echo(text_table(report["results"]))

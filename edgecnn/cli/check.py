@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .app import emit_json, main
+from .app import echo, emit_json, main
 from .options import json_option
 
 #: Devices `check` knows.
@@ -30,8 +30,8 @@ def check(model, target, all_ops, as_json):
     if as_json:
         emit_json(report.to_dict())
     else:
-        click.echo(report.to_text(all_ops=all_ops))
+        echo(report.to_text(all_ops=all_ops))
     if not report.compatible:
         if not as_json:
-            click.echo(f"Error: {model.name} is {report.summary()}", err=True)
+            echo(f"Error: {model.name} is {report.summary()}", err=True)
         raise SystemExit(1)

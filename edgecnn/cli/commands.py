@@ -9,7 +9,7 @@ import click
 from ..export.targets import export_targets
 from ..run import RunConfig, default_out_dir
 from ..train.config import TrainConfig
-from .app import emit_json, main, quiet_stdout
+from .app import echo, emit_json, main, quiet_stdout
 from .options import (
     arch_option,
     calib_method_option,
@@ -40,7 +40,7 @@ def models():
     for name in list_models():
         recipe = get_recipe(name)
         shape = "x".join(map(str, recipe.default_input_shape))
-        click.echo(f"{name:16s} {shape:>10s}  {recipe.description}")
+        echo(f"{name:16s} {shape:>10s}  {recipe.description}")
 
 
 @main.command()
@@ -89,7 +89,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
     if as_json:
         emit_json(summary)
     else:
-        click.echo(
+        echo(
             f"wrote {result.model_path} ({result.params:,} parameters); validation accuracy "
             f"{result.val_accuracy:.2%} (inference mode), {result.val_accuracy_training_mode:.2%} (training mode)"
         )
@@ -117,10 +117,10 @@ def fold(model, output, data):
     samples = calibration_for(meta, ExportOptions(calib_size=VERIFY_SAMPLES, data=data))
     result = fold_file(model, output, meta.normalization.apply(samples.images), meta)
     for linear, bn in result.folded:
-        click.echo(f"folded {bn} into {linear}")
+        echo(f"folded {bn} into {linear}")
     for bn, reason in result.kept:
-        click.echo(f"kept {bn}: {reason}")
-    click.echo(
+        echo(f"kept {bn}: {reason}")
+    echo(
         f"wrote {output}: {len(result.folded)} BatchNorm layers folded, parameters {result.params_before:,} -> "
         f"{result.params_after:,}, max relative difference {result.relative_error:.2e}"
     )
@@ -181,9 +181,9 @@ def export(
         emit_json({"folded": str(result.folded_path) if result.folded_path else None, "artifacts": artifacts})
         return
     if result.folded_path:
-        click.echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
+        echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
     for a in artifacts:
-        click.echo(f"wrote {a['path']} ({a['format']} {a['precision']}, {a['size_bytes']:,} bytes)")
+        echo(f"wrote {a['path']} ({a['format']} {a['precision']}, {a['size_bytes']:,} bytes)")
 
 
 @main.command()
@@ -227,9 +227,9 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
             line += (
                 f"; agreement {result.agreement:.2%}, drop {result.accuracy_drop:+.2f} points vs {Path(result.reference).name}"
             )
-        click.echo(line)
+        echo(line)
     if not result.passed:
-        click.echo(f"Error: accuracy dropped {result.accuracy_drop:.2f} points, more than --max-drop {max_drop}", err=True)
+        echo(f"Error: accuracy dropped {result.accuracy_drop:.2f} points, more than --max-drop {max_drop}", err=True)
         raise SystemExit(1)
 
 
@@ -256,7 +256,7 @@ def predict(model, images, top_k, threads, device, as_json):
         )
         return
     for path, top in results.items():
-        click.echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in top))
+        echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in top))
 
 
 @main.command()
@@ -298,8 +298,8 @@ def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onn
     if as_json:
         emit_json(report)
     else:
-        click.echo(text_table(report["artifacts"]))
-        click.echo(f"\nreport: {config.out_dir / 'report.md'} ({report['seconds']:.0f} s)")
+        echo(text_table(report["artifacts"]))
+        echo(f"\nreport: {config.out_dir / 'report.md'} ({report['seconds']:.0f} s)")
     if failed:
-        click.echo(f"Error: {', '.join(failed)} dropped more than {max_drop} points of accuracy", err=True)
+        echo(f"Error: {', '.join(failed)} dropped more than {max_drop} points of accuracy", err=True)
         raise SystemExit(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .app import emit_json, main, quiet_stdout
+from .app import echo, emit_json, main, quiet_stdout
 from .options import json_option
 
 
@@ -38,7 +38,7 @@ def setup(arches, force, cache, as_json):
         return
     for r in results:
         state = "cached" if r.cached else f"built in {r.seconds:.0f} s"
-        click.echo(
+        echo(
             f"{r.env.arch}: {state} in {r.env.root} (qemu {r.env.qemu_version}, {r.env.runtime}, "
             f"{len(r.env.packages)} Debian packages)"
         )
@@ -67,8 +67,8 @@ def list_targets(as_json):
         return
     for row in rows:
         state = row["runtime"] if row["ready"] else f"not set up (edgecnn targets setup {row['arch']})"
-        click.echo(f"{row['target']:10s} {row['cpu']:11s} {row['board']}: {state}")
-    click.echo("ssh://[user@]host[:port] a real board over SSH (needs Python with numpy, flatbuffers and a TFLite runtime)")
+        echo(f"{row['target']:10s} {row['cpu']:11s} {row['board']}: {state}")
+    echo("ssh://[user@]host[:port] a real board over SSH (needs Python with numpy, flatbuffers and a TFLite runtime)")
 
 
 def _percent(x: float) -> str:
@@ -90,21 +90,21 @@ def validate_on_target(artifact, target, python, data, threads, max_drop, as_jso
             else (result.device.get("model") or result.device.get("cpu") or "board")
         )
         diff = "-" if result.max_abs_diff_lsb is None else f"{result.max_abs_diff_lsb} LSB"
-        click.echo(
+        echo(
             f"{Path(result.artifact).name} on {result.target} ({where}, {result.runtime}): accuracy {_percent(result.accuracy)}, "
             f"host {_percent(result.host_accuracy)} ({result.host_runtime}); agreement {_percent(result.agreement)}, "
             f"largest difference {diff} ({_percent(result.differing_outputs)} of outputs differ) on {result.samples} test images"
         )
         if result.latency_ms:
             lat = result.latency_ms
-            click.echo(
+            echo(
                 f"latency on the board: p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, mean {lat['mean']:.3f} ms "
                 f"({lat['runs']} runs, {result.threads} thread{'s' if (result.threads or 1) > 1 else ''})"
             )
         for note in result.notes:
-            click.echo(f"note: {note}")
+            echo(f"note: {note}")
     if not result.passed:
-        click.echo(
+        echo(
             f"Error: accuracy on {result.target} is {result.accuracy_drop:.2f} points below the host's, more than --max-drop {max_drop}",
             err=True,
         )
