@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from ..artifact import METADATA_KEY, Quantization
-from ..errors import ConfigError, ModelFileError
+from ..errors import ConfigError, ModelFileError, first_line
 from .devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu, load_edgetpu_delegate, parse_device
 from .interpreters import load_interpreter
 from .model import QUANTIZED_DTYPES, PathLike, RuntimeModel, TensorSpec, check_io, resolve_metadata
@@ -43,10 +44,11 @@ class TFLiteRuntimeModel(RuntimeModel):
             )
         self._input, self._output = inputs[0], outputs[0]
         shape = tuple(int(x) for x in self._input["shape"])
-        if len(shape) == 4 and shape[0] != 1 and shape[1:] == tuple(meta.input_shape):
-            # Inference runs one image at a time.
-            interpreter.resize_tensor_input(self._input["index"], [1, *shape[1:]])
-        interpreter.allocate_tensors()
+        with _runtime_errors(path, "prepare"):
+            if len(shape) == 4 and shape[0] != 1 and shape[1:] == tuple(meta.input_shape):
+                # Inference runs one image at a time.
+                interpreter.resize_tensor_input(self._input["index"], [1, *shape[1:]])
+            interpreter.allocate_tensors()
         self._input, self._output = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
         self._interpreter = interpreter
         self._model_bytes = parsed.data  # the interpreter reads weights from this buffer
@@ -64,7 +66,9 @@ class TFLiteRuntimeModel(RuntimeModel):
     def invoker(self, pixels) -> Callable[[], object]:
         """One inference on `pixels` (one image), input already set: what a benchmark times."""
         x = prepare_input(self._batch(pixels)[:1], self.metadata, self.input_dtype, self.input_quantization)
-        self._interpreter.set_tensor(self._input["index"], x)
+        with _runtime_errors(self.path, "run"):
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()  # once checked, so the timed calls cannot raise the runtime's errors
         return self._interpreter.invoke
 
     def predict(self, pixels) -> np.ndarray:
@@ -72,12 +76,25 @@ class TFLiteRuntimeModel(RuntimeModel):
         x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
         out = np.empty((len(batch), self.metadata.num_classes), dtype=np.float32)
         interp, in_index, out_index = self._interpreter, self._input["index"], self._output["index"]
-        for i in range(len(batch)):
-            interp.set_tensor(in_index, x[i : i + 1])
-            interp.invoke()
-            y = interp.get_tensor(out_index).reshape(-1)
-            out[i] = dequantize(y, self.output_quantization) if self.output_quantization else y
+        with _runtime_errors(self.path, "run"):
+            for i in range(len(batch)):
+                interp.set_tensor(in_index, x[i : i + 1])
+                interp.invoke()
+                y = interp.get_tensor(out_index).reshape(-1)
+                out[i] = dequantize(y, self.output_quantization) if self.output_quantization else y
         return out
+
+
+@contextmanager
+def _runtime_errors(path: Path, action: str):
+    """The interpreter's own errors (a delegate that cannot prepare a node, a tensor it never
+    allocated) as one line: what the verifier let through is still the file's fault."""
+    try:
+        yield
+    except (RuntimeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{path}: the TFLite interpreter cannot {action} the model ({first_line(exc)}); re-export it"
+        ) from None
 
 
 def _delegates(path: Path, parsed, device: Optional[str]) -> tuple[Optional[list], str]:

@@ -40,7 +40,8 @@ ITEM_BYTES = {
     "uint16": 2,
     "bfloat16": 2,
 }
-_ZERO_POINT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (0, 0)}
+#: int16 activations and int32/int64 biases are symmetric: their zero point is 0.
+_ZERO_POINT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (0, 0), "int32": (0, 0), "int64": (0, 0)}
 QUANTIZED = ("int8", "uint8", "int16")
 FLOAT = ("float32",)
 ACTIVATION_TYPES = FLOAT + QUANTIZED
@@ -133,6 +134,8 @@ def _structure(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
     for k, op in enumerate(sg.operators):
         if not 0 <= op.opcode_index < len(model.operator_codes):
             yield f"operator {k} has opcode index {op.opcode_index} of {len(model.operator_codes)}"
+        if not op.outputs:
+            yield f"operator {k} has no output"
         if any(not -1 <= i < n for i in op.inputs) or any(not 0 <= i < n for i in op.outputs):
             yield f"operator {k} names a tensor index out of range (there are {n})"
     for i, t in enumerate(sg.tensors):
@@ -186,7 +189,23 @@ def _quantization(t: Tensor) -> Iterator[str]:
             yield f"has {len(scales)} per-channel scales that do not match dimension {axis} of shape {list(t.shape)}"
 
 
+def _dataflow(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
+    """Every tensor an op reads (and every graph output) is constant, a graph input or written earlier:
+    the interpreter hands out unallocated memory otherwise."""
+    ready = set(sg.inputs) | {i for i, t in enumerate(sg.tensors) if t.is_variable or _is_constant(model, t)}
+    for k, op in enumerate(sg.operators):
+        missing = next((i for i in op.inputs if i >= 0 and i not in ready), None)
+        if missing is not None:
+            yield f"operator {k} reads {_name(sg, missing)} before any operator writes it"
+            return
+        ready.update(op.outputs)
+    for i in sg.outputs:
+        if i not in ready:
+            yield f"graph output {_name(sg, i)} is never written"
+
+
 def _operators(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
+    yield from _dataflow(model, sg)
     for k, op in enumerate(sg.operators):
         code = model.operator_codes[op.opcode_index]
         if code.name == "CUSTOM":
