@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .errors import ModelFileError
+from .errors import ModelFileError, first_line
 from .fileio import json_bytes, write_files, write_json
 
 SCHEMA_VERSION = 1
@@ -84,25 +85,92 @@ class ArtifactMetadata:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ArtifactMetadata":
+        """Metadata from a file, which may be hostile: every field is checked, ModelFileError otherwise."""
         try:
-            data = dict(data)
-            data["labels"] = tuple(str(x) for x in data["labels"])
-            data["input_shape"] = tuple(int(x) for x in data["input_shape"])
-            data["normalization"] = Normalization(**data.get("normalization") or {})
-            for key in ("input_quantization", "output_quantization"):
-                if data.get(key) is not None:
-                    data[key] = Quantization(**data[key])
+            fields = _checked_fields(data)
             known = {f.name for f in dataclasses.fields(cls)}
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**{k: v for k, v in fields.items() if k in known})
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"artifact metadata is malformed ({exc}); re-export the model with edgecnn") from None
+            raise ModelFileError(
+                f"artifact metadata is malformed ({first_line(exc, 200)}); re-export the model with edgecnn"
+            ) from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "ArtifactMetadata":
         try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"artifact metadata is not valid JSON ({exc})") from None
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, TypeError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc, 200)
+            raise ModelFileError(f"artifact metadata is not valid JSON ({reason}); re-export the model with edgecnn") from None
+        return cls.from_dict(data)
+
+
+#: Bounds of a plausible image input: far beyond any classifier edgecnn trains.
+MAX_SIDE, MAX_CHANNELS, MAX_LABELS = 8192, 64, 100_000
+_ZERO_POINTS = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767)}
+_IO_DTYPES = ("float32", "float16", "uint8", "int8", "int16")
+
+
+def _checked_fields(data) -> dict:
+    """The fields of a metadata dict, typed and range-checked; ValueError/TypeError says which is wrong."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    data = dict(data)
+    labels = data["labels"]
+    if not isinstance(labels, (list, tuple)) or not 1 <= len(labels) <= MAX_LABELS or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"labels must be a list of 1 to {MAX_LABELS} strings")
+    data["labels"] = tuple(labels)
+    shape = data["input_shape"]
+    limits = (MAX_SIDE, MAX_SIDE, MAX_CHANNELS)
+    if (
+        not isinstance(shape, (list, tuple))
+        or len(shape) != 3
+        or not all(_is_int(x) and 1 <= x <= m for x, m in zip(shape, limits))
+    ):
+        raise ValueError(f"input_shape must be [height, width, channels] up to {list(limits)}, got {_short(shape)}")
+    data["input_shape"] = tuple(shape)
+    norm = data.get("normalization") or {}
+    if not isinstance(norm, dict):
+        raise TypeError(f"normalization must be an object, got {_short(norm)}")
+    data["normalization"] = Normalization(**norm)
+    scale, offset = data["normalization"].scale, data["normalization"].offset
+    if not (_is_number(scale) and scale > 0 and _is_number(offset)):
+        raise ValueError(f"normalization needs a finite positive scale and a finite offset, got {scale!r}, {offset!r}")
+    for key in ("input_dtype", "output_dtype"):
+        if key in data and data[key] not in _IO_DTYPES:
+            raise ValueError(f"{key} must be one of {', '.join(_IO_DTYPES)}, got {_short(data[key])}")
+    for key in ("input_quantization", "output_quantization"):
+        if data.get(key) is not None:
+            data[key] = _quantization(key, data[key])
+    for key in ("format", "precision", "output", "edgecnn_version"):
+        if key in data and not isinstance(data[key], str):
+            raise TypeError(f"{key} must be a string, got {_short(data[key])}")
+    return data
+
+
+def _quantization(key: str, q) -> Quantization:
+    if not isinstance(q, dict):
+        raise TypeError(f"{key} must be an object, got {_short(q)}")
+    q = Quantization(**q)
+    if q.dtype not in _ZERO_POINTS:
+        raise ValueError(f"{key} has dtype {_short(q.dtype)}; expected {', '.join(_ZERO_POINTS)}")
+    low, high = _ZERO_POINTS[q.dtype]
+    if not (_is_number(q.scale) and q.scale > 0) or not (_is_int(q.zero_point) and low <= q.zero_point <= high):
+        raise ValueError(f"{key} needs a finite positive scale and a {q.dtype} zero point, got {q.scale!r}, {q.zero_point!r}")
+    return q
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def sidecar_path(model_path: str | Path) -> Path:
