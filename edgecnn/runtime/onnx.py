@@ -19,6 +19,7 @@ from ..fileio import read_model_bytes
 from .filetype import foreign_kind
 from .interpreters import check_threads
 from .model import RuntimeModel, TensorSpec, check_io, resolve_metadata
+from .onnx_verify import verify_onnx
 from .preprocess import dequantize, prepare_input
 
 PathLike = Union[str, os.PathLike]
@@ -53,6 +54,7 @@ def _read(path: Path) -> bytes:
     hint = foreign_kind(data, "onnx")
     if hint:
         raise ModelFileError(f"{path} is not an ONNX model ({hint}); pass a .onnx file from `edgecnn export`")
+    verify_onnx(data, path)
     return data
 
 
