@@ -15,6 +15,7 @@ from .interpreters import load_interpreter
 from .model import QUANTIZED_DTYPES, PathLike, RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .preprocess import dequantize, prepare_input
 from .tflite_file import load_tflite
+from .tflite_verify import verify_tflite
 
 
 def _quantization(detail: dict, what: str, path: Path) -> Optional[Quantization]:
@@ -33,6 +34,7 @@ class TFLiteRuntimeModel(RuntimeModel):
     def __init__(self, path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None):
         path = Path(path)
         parsed = load_tflite(path)
+        verify_tflite(parsed, str(path))  # before the metadata: a broken graph is the first thing to say
         delegates, where = _delegates(path, parsed, device)
         meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
         interpreter, backend = load_interpreter(parsed.data, num_threads=num_threads, delegates=delegates)

@@ -42,6 +42,9 @@ ITEM_BYTES = {
 }
 #: int16 activations and int32/int64 biases are symmetric: their zero point is 0.
 _ZERO_POINT_RANGE = {"uint8": (0, 255), "int8": (-128, 127), "int16": (0, 0), "int32": (0, 0), "int64": (0, 0)}
+#: Scales whose ratios and products stay normal float32 numbers in the kernels' requantization
+#: (a denormal output scale makes XNNPACK's multiplier infinite); biases carry input x weight scales.
+_SCALE_RANGE = {"int8": (1e-12, 1e6), "int32": (1e-24, 1e12), "int64": (1e-24, 1e12)}
 QUANTIZED = ("int8", "uint8", "int16")
 FLOAT = ("float32",)
 ACTIVATION_TYPES = FLOAT + QUANTIZED
@@ -65,8 +68,9 @@ class _Op:
 
 _ELEMENTWISE = _Op((1, 1))
 OPS = {
-    "CONV_2D": _Op((2, 3), _CONV, optional=(2,)),
-    "DEPTHWISE_CONV_2D": _Op((2, 3), _DEPTHWISE, optional=(2,)),
+    # XNNPACK's convolutions assume a bias (LiteRT's exports always have one); dense layers may omit it.
+    "CONV_2D": _Op((3, 3), _CONV),
+    "DEPTHWISE_CONV_2D": _Op((3, 3), _DEPTHWISE),
     "FULLY_CONNECTED": _Op((2, 3), _FC, optional=(2,)),
     "AVERAGE_POOL_2D": _Op((1, 1), _POOL),
     "MAX_POOL_2D": _Op((1, 1), _POOL),
@@ -93,13 +97,14 @@ OPS = {
 }
 
 
-def verify_tflite(model: TFLiteModel, label: str = "model data", ops: bool = True) -> None:
+def verify_tflite(model: TFLiteModel, label: str = "model data", ops: bool = True, other_ops: bool = False) -> None:
     """ModelFileError naming the first problems if the model breaks what the interpreter assumes.
 
     `ops` False checks only the structure (subgraphs, indices, buffers, tensor sizes and
-    quantization) for readers that walk the graph without running it.
+    quantization). `other_ops` True lets ops without a rule here pass unchecked, for readers
+    that walk any graph without running it (the Edge TPU checker).
     """
-    found = list(problems(model, ops))
+    found = list(problems(model, ops, other_ops))
     if found:
         more = f" (and {len(found) - _QUOTED} more)" if len(found) > _QUOTED else ""
         raise ModelFileError(
@@ -107,7 +112,7 @@ def verify_tflite(model: TFLiteModel, label: str = "model data", ops: bool = Tru
         )
 
 
-def problems(model: TFLiteModel, ops: bool = True) -> Iterator[str]:
+def problems(model: TFLiteModel, ops: bool = True, other_ops: bool = False) -> Iterator[str]:
     """Every problem found, one short sentence each."""
     if not model.subgraphs:
         yield "it has no subgraph"
@@ -116,12 +121,14 @@ def problems(model: TFLiteModel, ops: bool = True) -> Iterator[str]:
         where = f"subgraph {s} " if s else ""
         broken = [where + p for p in _structure(model, sg)]
         yield from broken
-        if ops and not broken:  # op rules index tensors and buffers the structure check vouched for
-            yield from (where + p for p in _operators(model, sg))
+        if broken:  # op rules index tensors and buffers the structure check vouched for
+            continue
+        yield from (where + p for p in (_operators(model, sg, other_ops) if ops else _arity(model, sg)))
 
 
 def _name(sg: SubGraph, index: int) -> str:
-    return f"tensor {index} {sg.tensors[index].name!r}"
+    name = sg.tensors[index].name  # converters join every fused layer's name: keep the last
+    return f"tensor {index} {name if len(name) <= 40 else '...' + name[-37:]!r}"
 
 
 def _structure(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
@@ -177,6 +184,10 @@ def _quantization(t: Tensor) -> Iterator[str]:
     bad = next((s for s in scales if not (math.isfinite(s) and s > 0)), None)
     if bad is not None:
         yield f"has quantization scale {bad:g} (it must be finite and positive)"
+    low, high = _SCALE_RANGE.get(t.dtype, _SCALE_RANGE["int8"])
+    odd = next((s for s in scales if math.isfinite(s) and s > 0 and not low <= s <= high), None)
+    if odd is not None:
+        yield f"has quantization scale {odd:g} outside {low:g}..{high:g}"
     if len(zero_points) != len(scales):
         yield f"has {len(scales)} quantization scales but {len(zero_points)} zero points"
     low, high = _ZERO_POINT_RANGE.get(t.dtype, (-(2**31), 2**31 - 1))
@@ -204,7 +215,16 @@ def _dataflow(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
             yield f"graph output {_name(sg, i)} is never written"
 
 
-def _operators(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
+def _arity(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
+    """Input and output counts of the ops with a rule: what a reader indexing op.inputs relies on."""
+    for k, op in enumerate(sg.operators):
+        code = model.operator_codes[op.opcode_index]
+        rule = OPS.get(code.name)
+        if rule is not None and not (rule.inputs[0] <= len(op.inputs) <= rule.inputs[1] and len(op.outputs) == 1):
+            yield f"operator {k} ({code.name}) has {len(op.inputs)} inputs and {len(op.outputs)} outputs"
+
+
+def _operators(model: TFLiteModel, sg: SubGraph, other_ops: bool) -> Iterator[str]:
     yield from _dataflow(model, sg)
     for k, op in enumerate(sg.operators):
         code = model.operator_codes[op.opcode_index]
@@ -213,7 +233,8 @@ def _operators(model: TFLiteModel, sg: SubGraph) -> Iterator[str]:
         rule = OPS.get(code.name)
         what = f"operator {k} ({code.name})"
         if rule is None:
-            yield f"{what} is not an op edgecnn's classifiers use, so it is not run"
+            if not other_ops:
+                yield f"{what} is not an op edgecnn's classifiers use, so it is not run"
             continue
         yield from (f"{what} {p}" for p in _operator(model, sg, op, code.name, rule))
 

@@ -40,7 +40,7 @@ def check_model(model: ModelLike, name: Optional[str] = None) -> EdgeTpuReport:
     parsed, label = _parse(model, name)
     if not parsed.subgraphs:
         raise ModelFileError(f"{label} has no subgraph; export the model again")
-    verify_tflite(parsed, label, ops=False)  # indices and buffers in range before the graph is walked
+    verify_tflite(parsed, label, ops=False)  # indices, buffers and op arity sound before the graph is walked
     return _Check(parsed, label).run()
 
 
