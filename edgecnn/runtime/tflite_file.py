@@ -246,7 +246,12 @@ class _Tab(Table):
 
     def string(self, slot: int) -> Optional[str]:
         start, n = self.vector(slot, 1)
-        return bytes(self.Bytes[start : start + n]).decode("utf-8", "replace") if start else None
+        if not start:
+            return None
+        try:  # strictly: the interpreter decodes names as UTF-8 and raises on anything else
+            return bytes(self.Bytes[start : start + n]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Corrupt(f"a string at byte {start} is not UTF-8") from None
 
     def table(self, slot: int) -> Optional["_Tab"]:
         pos = self._target(slot)
