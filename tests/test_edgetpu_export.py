@@ -122,13 +122,14 @@ def test_export_refuses_a_model_that_would_not_map(keras_dir, tmp_path, monkeypa
 
 
 def _second_op_to_leaky_relu(model):
-    """Turn operator #1 into a LEAKY_RELU (the Edge TPU has none); its tensors stay."""
+    """Turn operator #1 into a LEAKY_RELU (the Edge TPU has none), reading only its data input."""
     code = S.OperatorCodeT()
     code.builtinCode = code.deprecatedBuiltinCode = S.BuiltinOperator.LEAKY_RELU
     code.version = 1
     model.operatorCodes.append(code)
     op = model.subgraphs[0].operators[1]
     op.opcodeIndex, op.builtinOptionsType, op.builtinOptions = len(model.operatorCodes) - 1, 0, None
+    op.inputs = list(op.inputs[:1])  # an activation has one input: the file stays one a reader can walk
 
 
 def _architectures():
