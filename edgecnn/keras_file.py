@@ -10,16 +10,28 @@ from .artifact import ArtifactMetadata, read_sidecar
 from .errors import ModelFileError, first_line
 
 
-def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[str, Any]] = None):
-    """Load a Keras model without its training config; ModelFileError if that fails."""
-    from .tf import keras as _keras
+def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[str, Any]] = None, trust_model: bool = False):
+    """Load a Keras model without its training config; ModelFileError if that fails.
 
-    keras = _keras()
+    Unless `trust_model`, the model config is checked before Keras reads it and a model
+    that names code (a Lambda, a custom layer, a module or function) is refused, since
+    building it would run that code. `trust_model=True` is for files you trust: it loads
+    them as Keras would, with ``safe_mode=False``.
+    """
+    from .keras_config import TRUST_HINT, read_model_config, refusal
+
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    if not trust_model:
+        problem = refusal(read_model_config(path), custom_objects=tuple(custom_objects or ()))
+        if problem:
+            raise ModelFileError(f"{path}: {problem}; {TRUST_HINT}")
+    from .tf import keras as _keras
+
+    keras = _keras()
     try:
-        model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects)
+        model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects, safe_mode=not trust_model)
     except Exception as exc:  # Keras raises many types for a foreign or truncated file
         raise ModelFileError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line(exc)})") from None
     if not isinstance(model, keras.Model):
@@ -42,7 +54,7 @@ def metadata_for(path: str | os.PathLike) -> ArtifactMetadata:
     return meta
 
 
-def load_with_metadata(path: str | os.PathLike) -> tuple[Any, ArtifactMetadata]:
-    """A model written by `edgecnn train` (or fold) and its metadata."""
+def load_with_metadata(path: str | os.PathLike, trust_model: bool = False) -> tuple[Any, ArtifactMetadata]:
+    """A model written by `edgecnn train` (or fold) and its metadata; `trust_model` as for load_keras_model."""
     meta = metadata_for(path)
-    return load_keras_model(path), meta
+    return load_keras_model(path, trust_model=trust_model), meta
