@@ -26,6 +26,7 @@ from .options import (
     onnx_format_option,
     out_dir_option,
     seed_option,
+    trust_model_option,
 )
 
 #: A file argument; whether it exists is for the loader to say, with a hint of what to pass.
@@ -105,7 +106,8 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
     help="Folded model [default: folded.keras beside MODEL].",
 )
 @data_option
-def fold(model, output, data):
+@trust_model_option
+def fold(model, output, data, trust_model):
     """Fold BatchNorm layers into the preceding convolutions and verify the result."""
     from ..export import ExportOptions
     from ..export.pipeline import calibration_for
@@ -115,7 +117,7 @@ def fold(model, output, data):
     output = output or model.with_name("folded.keras")
     meta = metadata_for(model)
     samples = calibration_for(meta, ExportOptions(calib_size=VERIFY_SAMPLES, data=data))
-    result = fold_file(model, output, meta.normalization.apply(samples.images), meta)
+    result = fold_file(model, output, meta.normalization.apply(samples.images), meta, trust_model=trust_model)
     for linear, bn in result.folded:
         echo(f"folded {bn} into {linear}")
     for bn, reason in result.kept:
@@ -149,12 +151,26 @@ def fold(model, output, data):
     default=None,
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )
+@trust_model_option
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder]."
 )
 @json_option
 def export(
-    model, int8, formats, io, calib_path, calib_size, calib_method, onnx_format, dynamic_batch, data, target, out, as_json
+    model,
+    int8,
+    formats,
+    io,
+    calib_path,
+    calib_size,
+    calib_method,
+    onnx_format,
+    dynamic_batch,
+    data,
+    target,
+    trust_model,
+    out,
+    as_json,
 ):
     """Export MODEL (.keras) to device formats, folding BatchNorm first."""
     from ..export import ExportOptions, export_model
@@ -170,6 +186,7 @@ def export(
         onnx_format=onnx_format,
         dynamic_batch=dynamic_batch,
         target=target,
+        trust_model=trust_model,
     )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)
@@ -200,8 +217,9 @@ def export(
     help="Run on an ARM target and compare with the host: arm64-pi4, arm64-pi5, armv7-pi (emulated) or a board over SSH.",
 )
 @click.option("--python", "board_python", default="python3", show_default=True, help="Python interpreter on an ssh:// board.")
+@trust_model_option
 @json_option
-def validate(artifact, data, reference, max_drop, threads, device, target, board_python, as_json):
+def validate(artifact, data, reference, max_drop, threads, device, target, board_python, trust_model, as_json):
     """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop."""
     if target:
         if reference is not None or device != "cpu":
@@ -216,7 +234,9 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
     from ..evaluate import validate as run_validation
 
     with quiet_stdout(as_json):
-        predictor = load_predictor(artifact, num_threads=threads, device=device)
+        predictor = load_predictor(artifact, num_threads=threads, device=device, trust_model=trust_model)
+        if reference is not None:
+            reference = load_predictor(reference, trust_model=trust_model)
         dataset = dataset_for(predictor.metadata, data)
         result = run_validation(predictor, dataset.test.images, dataset.test.labels, reference=reference, max_drop=max_drop)
     if as_json:

@@ -82,6 +82,12 @@ def onnx_format_option(f):
     )(f)
 
 
+trust_model_option = click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Load a model whose config names code (Lambda, custom layers); only for files you trust.",
+)
+
 dynamic_batch_option = click.option(
     "--dynamic-batch", is_flag=True, help="ONNX models take any batch size (default: exactly one image)."
 )

@@ -24,11 +24,11 @@ class Predictor:
     predict: Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, C) -> float32 logits (N, classes)
 
 
-def _keras_predictor(path: Path, batch_size: int = 256) -> Predictor:
+def _keras_predictor(path: Path, batch_size: int = 256, trust_model: bool = False) -> Predictor:
     from ..keras_file import load_with_metadata
     from ..tf import tensorflow
 
-    model, meta = load_with_metadata(path)
+    model, meta = load_with_metadata(path, trust_model=trust_model)
 
     def predict(pixels: np.ndarray) -> np.ndarray:
         x = meta.normalization.apply(pixels)
@@ -44,13 +44,18 @@ def _runtime_predictor(path: Path, num_threads: int | None, device: str | None =
     return Predictor(path, model.metadata, model.backend, model.predict)
 
 
-def load_predictor(path: str | Path, num_threads: int | None = None, device: str | None = None) -> Predictor:
-    """`device`: None/"cpu", or "edgetpu[:usb:0]" for a .tflite compiled by edgetpu_compiler."""
+def load_predictor(
+    path: str | Path, num_threads: int | None = None, device: str | None = None, trust_model: bool = False
+) -> Predictor:
+    """`device`: None/"cpu", or "edgetpu[:usb:0]" for a .tflite compiled by edgetpu_compiler.
+
+    `trust_model`: load a .keras/.h5 whose config names code (see edgecnn.keras_file.load_keras_model).
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path} does not exist; give a .keras, .tflite or .onnx file written by edgecnn")
     if path.suffix in (".keras", ".h5"):
         if device not in (None, "cpu"):
             raise ConfigError(f"{path} is a Keras model, which runs on the CPU; --device {device} needs a compiled .tflite")
-        return _keras_predictor(path)
+        return _keras_predictor(path, trust_model=trust_model)
     return _runtime_predictor(path, num_threads, device)

@@ -39,6 +39,8 @@ class ExportOptions:
     dynamic_batch: bool = False
     #: Device to export for (one of export_targets()); None: no device-specific step.
     target: Optional[str] = None
+    #: Load a model whose config names code (Lambda, custom layers): only for files you trust.
+    trust_model: bool = False
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:

@@ -67,7 +67,7 @@ def export_model(
     model_path = Path(model_path)
     out = Path(out_dir) if out_dir else model_path.parent
     out.mkdir(parents=True, exist_ok=True)
-    model, meta = load_with_metadata(model_path)
+    model, meta = load_with_metadata(model_path, trust_model=options.trust_model)
     calibration = calibration_for(meta, options)
     started = time.perf_counter()
 
@@ -75,7 +75,7 @@ def export_model(
     if count_batchnorm_after_linear(model):
         folded_path = out / "folded.keras"
         samples = meta.normalization.apply(calibration.images[:VERIFY_SAMPLES])
-        fold = fold_file(model_path, folded_path, samples, meta, model=model)
+        fold = fold_file(model_path, folded_path, samples, meta, model=model, trust_model=options.trust_model)
         model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
         parent = folded_path
     keras()  # the exporters below need TensorFlow loaded with Keras 2

@@ -481,24 +481,26 @@ def fold_file(
     rtol: float = 1e-4,
     custom_objects: Optional[Mapping[str, Any]] = None,
     model=None,
+    trust_model: bool = False,
 ) -> FoldResult:
     """Fold the model in `src`, verify, and write `dst` (a ``.keras`` file) atomically.
 
     The saved file is loaded back and verified again before it replaces `dst`, so a
     failure at any step leaves `dst` untouched. With `meta`, `dst` gets it as its sidecar,
-    naming `src` as its parent. `model`: `src` already loaded.
+    naming `src` as its parent. `model`: `src` already loaded. `trust_model`: load models
+    whose config names code (see :func:`edgecnn.keras_file.load_keras_model`).
     """
     dst = Path(dst)
     if dst.suffix != ".keras":
         raise ConfigError(f"the folded model must be saved as a .keras file, got {dst.name}")
-    original = model if model is not None else load_keras_model(src, custom_objects=custom_objects)
+    original = model if model is not None else load_keras_model(src, custom_objects=custom_objects, trust_model=trust_model)
     result = fold_model(original, sample_inputs, rtol=rtol, custom_objects=custom_objects)
     # Keras chooses the file format from the suffix: the temporary file keeps .keras (atomic_paths does).
     paths = (dst, sidecar_path(dst)) if meta is not None else (dst,)
     with atomic_paths(*paths) as temps:
         result.model.save(str(temps[0]))
         try:
-            reloaded = load_keras_model(temps[0], custom_objects=custom_objects)
+            reloaded = load_keras_model(temps[0], custom_objects=custom_objects, trust_model=trust_model)
         except ModelFileError as exc:
             raise VerificationError(f"the folded model does not load back after saving: {exc}") from exc
         verify_fold(original, reloaded, sample_inputs, rtol=rtol)
