@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, first_line
 
 #: Fewer samples than this give noisy activation ranges.
 MIN_RECOMMENDED = 100
@@ -65,6 +65,30 @@ def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
     return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape)
 
 
+def _read_array(path: Path) -> np.ndarray:
+    """uint8 images from a .npy, or the first array of a .npz; never unpickled (a pickle runs code)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                if not loaded.files:
+                    raise DataError(f"calibration archive {path} holds no arrays; save the images with numpy.savez")
+                loaded = loaded[loaded.files[0]]
+    except DataError:
+        raise
+    except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile, ... for a damaged file
+        raise DataError(
+            f"cannot read calibration array {path} ({type(exc).__name__}: {first_line(exc)}); save uint8 images with numpy.save"
+        ) from None
+    if loaded.dtype != np.uint8:
+        raise DataError(f"calibration array {path} has dtype {loaded.dtype}; save raw uint8 pixels (0..255)")
+    if loaded.ndim not in (3, 4):
+        raise DataError(
+            f"calibration array {path} has shape {loaded.shape}; save images as (N, H, W, C), or (N, H, W) for one channel"
+        )
+    return loaded
+
+
 def from_path(path: str | Path, input_shape, size: int | None = None, seed: int = 0) -> CalibrationSet:
     """Images from a folder (flat or in class subfolders) or a uint8 .npy/.npz array (N, H, W, C)."""
     from ..data import load_images
@@ -73,13 +97,7 @@ def from_path(path: str | Path, input_shape, size: int | None = None, seed: int 
     if not path.exists():
         raise DataError(f"calibration path {path} does not exist; give a folder of images or a .npy/.npz file")
     if path.suffix in (".npy", ".npz"):
-        try:
-            loaded = np.load(path)
-            images = loaded[loaded.files[0]] if path.suffix == ".npz" else loaded
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read calibration array {path}: {exc}") from None
-        if images.dtype != np.uint8:
-            raise DataError(f"calibration array {path} has dtype {images.dtype}; save raw uint8 pixels (0..255)")
+        images = _read_array(path)
     else:
         images = load_images(path, image_size=tuple(input_shape[:2]), channels=input_shape[2])
     if size is not None and len(images) > size:
