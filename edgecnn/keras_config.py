@@ -219,7 +219,7 @@ def refusal(config: dict, custom_objects: Collection[str] = ()) -> Optional[str]
 
 
 def _root(entry: Any, custom: frozenset) -> Iterator[str]:
-    if not isinstance(entry, dict) or entry.get("class_name") not in MODELS | custom:
+    if not isinstance(entry, dict) or not _one_of(entry.get("class_name"), MODELS | custom):
         cls = entry.get("class_name") if isinstance(entry, dict) else type(entry).__name__
         yield f"it holds a {_quote(cls)}, not a Keras Functional or Sequential model"
         return
@@ -231,12 +231,15 @@ def _layer(entry: Any, custom: frozenset) -> Iterator[str]:
         yield f"a layer entry is a {type(entry).__name__}, not a layer"
         return
     cls = entry.get("class_name")
+    if not isinstance(cls, str):
+        yield f"a layer entry has the class name {_quote(cls)}, not a string"
+        return
     config = entry.get("config")
     config = config if isinstance(config, dict) else {}
     label = f"layer {_quote(config.get('name', entry.get('name')))} ({_class(cls)})"
     if cls in custom:
         # Keras looks a class up by its registered name; one the caller did not supply is imported.
-        if entry.get("registered_name", cls) not in custom:
+        if not _one_of(entry.get("registered_name", cls), custom):
             yield f"{label} is registered as {_quote(entry.get('registered_name'))}, not as a class you supplied"
         return
     if cls == "Lambda":
@@ -246,9 +249,9 @@ def _layer(entry: Any, custom: frozenset) -> Iterator[str]:
         yield f"{label} is not a built-in Keras layer edgecnn loads"
         return
     yield from _names(entry, label)
-    if cls == "TFOpLambda" and config.get("function") not in TF_OPS:
+    if cls == "TFOpLambda" and not _one_of(config.get("function"), TF_OPS):
         yield f"{label} calls {_quote(config.get('function'))}, not an arithmetic op edgecnn allows"
-    if config.get("activation") is not None and config["activation"] not in ACTIVATIONS:
+    if config.get("activation") is not None and not _one_of(config["activation"], ACTIVATIONS):
         yield f"{label} uses activation {_describe(config['activation'])}, not a built-in one"
     layers = config.get("layers", []) if cls in MODELS else []
     if not isinstance(layers, list):
@@ -276,7 +279,7 @@ def _values(value: Any, label: str) -> Iterator[str]:
             if cls == "__lambda__":
                 yield f"{label} holds Python code"
                 return
-            if cls not in OBJECTS:
+            if not _one_of(cls, OBJECTS):
                 yield f"{label} holds a {_quote(cls)} object, not a built-in initializer, regularizer or constraint"
                 return
             yield from _names(value, label)
@@ -311,6 +314,11 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return f"object {_quote(value.get('class_name'))}"
     return _quote(value)
+
+
+def _one_of(value: Any, names: frozenset) -> bool:
+    """`value` is one of `names` (a hostile config may put a list or dict where a name belongs)."""
+    return isinstance(value, str) and value in names
 
 
 def _class(cls: Any) -> str:
