@@ -192,7 +192,7 @@ def _h5_config(path: Path) -> str | bytes:
 
     if not h5py.is_hdf5(path):
         raise ModelFileError(
-            f"{path} is neither a .keras archive nor an HDF5 model; give the model.keras written by `edgecnn train`"
+            f"{path} is not a loadable Keras model (neither a .keras zip nor HDF5); give the model.keras written by `edgecnn train`"
         )
     try:
         with h5py.File(path, "r") as f:

@@ -221,7 +221,7 @@ def test_trusted_lambda_models_load(tmp_path):
 
 def test_a_file_that_is_neither_archive_nor_hdf5_is_refused(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"\x89HDF not really" * 10)
-    with pytest.raises(ModelFileError, match="neither a .keras archive nor an HDF5 model"):
+    with pytest.raises(ModelFileError, match="not a loadable Keras model .neither a .keras zip nor HDF5"):
         load_keras_model(tmp_path / "junk.keras")
 
 
