@@ -39,10 +39,23 @@ class RunConfig:
     bench: bool = True
 
     def __post_init__(self):
-        # The options this run hands to training and export, checked before anything starts.
-        TrainConfig(arch=self.arch, epochs=self.epochs, seed=self.seed)
-        ExportOptions(formats=self.formats, int8=True, io=self.io, calib_size=self.calib_size,
-                      calib_method=self.calib_method, onnx_format=self.onnx_format)  # fmt: skip
+        # Building them runs their checks, before anything starts.
+        _ = self.train_config, self.export_options
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(arch=self.arch, epochs=self.epochs, seed=self.seed)
+
+    @property
+    def export_options(self) -> ExportOptions:
+        return ExportOptions(
+            formats=self.formats,
+            int8=True,
+            io=self.io,
+            calib_size=self.calib_size,
+            calib_method=self.calib_method,
+            onnx_format=self.onnx_format,
+        )
 
     @property
     def out_dir(self) -> Path:
@@ -57,19 +70,11 @@ def run(config: RunConfig = RunConfig()) -> dict:
     from .export import export_model
     from .train import fit
 
-    export_options = ExportOptions(
-        formats=config.formats,
-        int8=True,
-        io=config.io,
-        calib_size=config.calib_size,
-        calib_method=config.calib_method,
-        onnx_format=config.onnx_format,
-    )
     started = time.perf_counter()
     out = config.out_dir
     dataset = load_dataset(config.data, image_size=config.img_size, seed=config.seed)
-    trained = fit(dataset, TrainConfig(arch=config.arch, epochs=config.epochs, seed=config.seed), out)
-    exported = export_model(trained.model_path, out, export_options)
+    trained = fit(dataset, config.train_config, out)
+    exported = export_model(trained.model_path, out, config.export_options)
 
     images, labels = dataset.test.images, dataset.test.labels
     reference = load_predictor(trained.model_path)
