@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -51,6 +52,35 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
     with atomic_paths(path, suffix=suffix) as (tmp,):
         yield tmp
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden folder inside `out` to write a whole set of files into; they move into `out` together.
+
+    The set lands only if the block succeeds, with SIGINT and SIGTERM held back while it moves:
+    an error, a full disk or an interrupt leaves `out` as it was, never this export's model
+    beside the previous one's report. Stages nest (a run stages the export it contains).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield stage
+        with _signals_held():
+            for entry in sorted(stage.iterdir()):
+                target = out / entry.name
+                if entry.is_dir() and target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(entry, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def unstaged(path: str | os.PathLike, stage: Path, out: Path) -> Path:
+    """Where a file written into `stage` lives once :func:`staged_folder` has moved it into `out`."""
+    path = Path(path)
+    return out / path.relative_to(stage) if path.is_relative_to(stage) else path
 
 
 @contextlib.contextmanager

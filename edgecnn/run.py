@@ -9,6 +9,7 @@ from typing import Optional
 
 from . import __version__
 from .export.options import ExportOptions
+from .fileio import staged_folder, unstaged
 from .train.config import TrainConfig
 
 #: Where a run writes when no folder is given: runs/<data set name>.
@@ -65,14 +66,29 @@ class RunConfig:
 def run(config: RunConfig = RunConfig()) -> dict:
     """Run the whole pipeline and return the report (also written as report.json / report.md)."""
     from .data import load_dataset
-    from .evaluate import load_predictor, top1, validate
     from .evaluate.report import write_report
-    from .export import export_model
-    from .train import fit
 
     started = time.perf_counter()
     out = config.out_dir
     dataset = load_dataset(config.data, image_size=config.img_size, seed=config.seed)
+    # The run's files land together (see staged_folder): an interrupted run leaves `out` as it was.
+    with staged_folder(out) as stage:
+        report = _run_into(stage, dataset, config)
+        report["artifacts"] = [
+            {**a, "path": str(unstaged(a["path"], stage, out)), "reference": str(unstaged(a["reference"], stage, out))}
+            for a in report["artifacts"]
+        ]
+        report["out_dir"] = str(out)
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        write_report(stage, report)
+    return report
+
+
+def _run_into(out: Path, dataset, config: RunConfig) -> dict:
+    from .evaluate import load_predictor, top1, validate
+    from .export import export_model
+    from .train import fit
+
     trained = fit(dataset, config.train_config, out)
     exported = export_model(trained.model_path, out, config.export_options)
 
@@ -112,11 +128,8 @@ def run(config: RunConfig = RunConfig()) -> dict:
         "fold": {"layers_folded": exported.folded_layers, "relative_error": exported.fold_relative_error},
         "calibration": {"source": exported.calibration_source, "size": exported.calibration_size},
         "seed": config.seed,
-        "out_dir": str(out),
-        "seconds": round(time.perf_counter() - started, 2),
         "edgecnn_version": __version__,
     }
-    write_report(out, report)
     return report
 
 

@@ -106,6 +106,27 @@ def test_a_failed_conversion_leaves_no_half_written_model(trained_run, tmp_path,
     assert not [n for n in leftovers if n.startswith(".")], leftovers  # no temporary files
 
 
+def test_an_interrupted_export_leaves_the_previous_set_untouched(trained_run, tmp_path, monkeypatch):
+    import shutil
+
+    from edgecnn.artifact import read_sidecar
+
+    for name in ("model.keras", "model.keras.json"):
+        shutil.copy(trained_run / name, tmp_path / name)
+    export_model(tmp_path / "model.keras", tmp_path, ExportOptions(int8=True, calib_size=100))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once the TFLite files of the new set are written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edgecnn.export.onnx.export", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(tmp_path / "model.keras", tmp_path, ExportOptions(formats=("tflite", "onnx"), int8=True, calib_size=50))
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no stage, no new file beside an old one
+    for model in tmp_path.glob("model_*.tflite"):
+        assert read_sidecar(model).format == "tflite"
+
+
 def test_calibration_is_stratified_from_the_training_split(digits_small):
     calib = from_dataset(digits_small, size=200, seed=0)
     assert len(calib) == 200 and calib.images.dtype == np.uint8

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import __version__
 from ..artifact import ArtifactMetadata
 from ..errors import ConfigError
-from ..fileio import sha256_file, write_json
+from ..fileio import sha256_file, staged_folder, unstaged, write_json
 from ..keras_file import load_with_metadata
 from .options import ExportOptions
 from .targets import target_exporter
@@ -66,54 +66,53 @@ def export_model(
     exporters = [_exporter(name, options.target) for name in options.formats]
     model_path = Path(model_path)
     out = Path(out_dir) if out_dir else model_path.parent
-    out.mkdir(parents=True, exist_ok=True)
     model, meta = load_with_metadata(model_path, trust_model=options.trust_model)
     calibration = calibration_for(meta, options)
     started = time.perf_counter()
 
-    parent, folded_path, folded, fold_error = model_path, None, 0, None
-    if count_batchnorm_after_linear(model):
-        folded_path = out / "folded.keras"
-        samples = meta.normalization.apply(calibration.images[:VERIFY_SAMPLES])
-        fold = fold_file(model_path, folded_path, samples, meta, model=model, trust_model=options.trust_model)
-        model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
-        parent = folded_path
-    keras()  # the exporters below need TensorFlow loaded with Keras 2
+    # Every file is written into a stage and the set moves in at the end: an interrupted or
+    # failed export leaves the previous export's files as they were, not a mix of the two.
+    with staged_folder(out) as stage:
+        parent, folded_path, folded, fold_error = model_path, None, 0, None
+        if count_batchnorm_after_linear(model):
+            folded_path = stage / "folded.keras"
+            samples = meta.normalization.apply(calibration.images[:VERIFY_SAMPLES])
+            fold = fold_file(model_path, folded_path, samples, meta, model=model, trust_model=options.trust_model)
+            model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
+            parent = folded_path
+        keras()  # the exporters below need TensorFlow loaded with Keras 2
 
-    meta = meta.replace(parent_sha256=sha256_file(parent), edgecnn_version=__version__)
-    artifacts = []
-    for exporter in exporters:
-        artifacts += [Artifact(path, m) for path, m in exporter.export(model, meta, calibration, options, out)]
-
-    result = ExportResult(tuple(artifacts), folded_path, folded, fold_error, calibration.source, len(calibration))
-    write_json(
-        out / "export.json",
-        {
-            "edgecnn_version": __version__,
-            "source": str(model_path),
-            "folded": str(folded_path) if folded_path else None,
-            "folded_layers": folded,
-            "fold_relative_error": fold_error,
-            "calibration": {"source": calibration.source, "size": len(calibration)},
-            "options": {
-                "formats": list(options.formats),
-                "int8": options.int8,
-                "io": options.io,
-                "calib_method": options.calib_method,
-                "onnx_format": options.onnx_format,
-                "dynamic_batch": options.dynamic_batch,
-                "target": options.target,
+        meta = meta.replace(parent_sha256=sha256_file(parent), edgecnn_version=__version__)
+        written = []
+        for exporter in exporters:
+            written += exporter.export(model, meta, calibration, options, stage)
+        folded_path = unstaged(folded_path, stage, out) if folded_path else None
+        write_json(
+            stage / "export.json",
+            {
+                "edgecnn_version": __version__,
+                # Named within the folder when it is there: a run's model is still in the run's stage.
+                "source": model_path.name if model_path.parent == out else str(model_path),
+                "folded": str(folded_path) if folded_path else None,
+                "folded_layers": folded,
+                "fold_relative_error": fold_error,
+                "calibration": {"source": calibration.source, "size": len(calibration)},
+                "options": {
+                    "formats": list(options.formats),
+                    "int8": options.int8,
+                    "io": options.io,
+                    "calib_method": options.calib_method,
+                    "onnx_format": options.onnx_format,
+                    "dynamic_batch": options.dynamic_batch,
+                    "target": options.target,
+                },
+                "seconds": round(time.perf_counter() - started, 2),
+                "artifacts": [
+                    {"path": path.name, "format": m.format, "precision": m.precision, "size_bytes": path.stat().st_size}
+                    for path, m in written
+                ],
             },
-            "seconds": round(time.perf_counter() - started, 2),
-            "artifacts": [
-                {
-                    "path": a.name,
-                    "format": a.metadata.format,
-                    "precision": a.metadata.precision,
-                    "size_bytes": a.path.stat().st_size,
-                }
-                for a in artifacts
-            ],
-        },
-    )
+        )
+    artifacts = tuple(Artifact(unstaged(path, stage, out), m) for path, m in written)
+    result = ExportResult(artifacts, folded_path, folded, fold_error, calibration.source, len(calibration))
     return result

@@ -12,7 +12,7 @@ import numpy as np
 from .. import __version__
 from ..artifact import ArtifactMetadata, sidecar_path
 from ..errors import DataError, VerificationError
-from ..fileio import atomic_paths, json_bytes, write_bytes, write_json
+from ..fileio import staged_folder, write_bytes, write_json
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 
@@ -130,10 +130,15 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
 
 
 def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_paths(result.model_path, sidecar_path(result.model_path)) as (tmp, sidecar):
-        model.save(tmp)
-        sidecar.write_bytes(json_bytes(result.metadata.to_dict()))
+    # The model, its sidecar, labels.txt and train.json land together or not at all.
+    with staged_folder(out) as stage:
+        _write(model, result, config, dataset, val_lagged, stage)
+
+
+def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
+    model_path = out / result.model_path.name
+    model.save(model_path)
+    write_json(sidecar_path(model_path), result.metadata.to_dict())
     write_bytes(out / "labels.txt", ("\n".join(dataset.labels) + "\n").encode())
     write_json(
         out / "train.json",
