@@ -181,6 +181,25 @@ def test_onnx_external_data_and_invalid_graphs_are_refused(harness, tmp_path, on
     _refused(harness, tmp_path, model.SerializeToString(), "not a valid ONNX model", suffix=".onnx")
 
 
+def test_graph_statistics_never_follow_external_data(tmp_path, onnx_models):
+    import onnx
+
+    from edgecnn.errors import ModelFileError
+    from edgecnn.evaluate.graph_stats import graph_stats
+
+    model = onnx.load(str(onnx_models[0]))
+    tensor = model.graph.initializer[0]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "/etc/passwd"
+    tensor.ClearField("raw_data")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFileError, match="external data"):
+        graph_stats(path)
+    assert graph_stats(onnx_models[0]).macs > 0
+
+
 def test_the_export_itself_loads_in_the_worker(harness, tmp_path, int8_tflite):
     path = tmp_path / "model.tflite"
     path.write_bytes(int8_tflite)

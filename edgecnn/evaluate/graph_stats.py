@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from math import prod
 from pathlib import Path
 
-from ..errors import MissingDependencyError, ModelFileError
+from ..errors import MissingDependencyError, ModelFileError, first_line
 from .arena import lifetimes_from_graph, plan
 
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -141,10 +141,21 @@ def onnx_stats(path: str | Path) -> GraphStats:
         from onnx import numpy_helper, shape_inference
     except ImportError:
         raise MissingDependencyError('counting ONNX MACs needs the onnx package: pip install "edgecnn[onnx]"') from None
+    from ..fileio import read_model_bytes
+    from ..runtime.onnx_verify import verify_onnx
+
+    # The runtime's checks first: onnx.load would follow external-data paths named inside the file.
+    data = read_model_bytes(path)
+    verify_onnx(data, path)
     try:
-        model = _infer_shapes(onnx, shape_inference, onnx.load(str(path)))
-    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...
-        raise ModelFileError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+        return _onnx_graph_stats(onnx, numpy_helper, _infer_shapes(onnx, shape_inference, onnx.load_model_from_string(data)))
+    except Exception as exc:  # DecodeError, InferenceError, or an index a checked but odd graph leaves out
+        raise ModelFileError(
+            f"{path}: cannot count the ONNX graph's MACs ({type(exc).__name__}: {first_line(exc, 120)})"
+        ) from None
+
+
+def _onnx_graph_stats(onnx, numpy_helper, model) -> GraphStats:
     graph = model.graph
     initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     # QDQ graphs feed weights through DequantizeLinear: look through it to the constant.
