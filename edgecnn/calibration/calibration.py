@@ -7,6 +7,7 @@ every format's quantizer.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,15 +66,61 @@ def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
     return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape)
 
 
+def _declared(f, available: int, path: Path) -> int:
+    """Refuse an array whose header promises more data than the file holds, before numpy allocates it."""
+    fmt = np.lib.format
+    if f.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:
+        raise DataError(
+            f"calibration array {path} has no .npy header (pickled data? edgecnn never unpickles); "
+            "save uint8 images with numpy.save"
+        )
+    version = (f.read(1)[:1] or b"\0")[0], (f.read(1)[:1] or b"\0")[0]
+    if version not in ((1, 0), (2, 0)):
+        raise DataError(f"cannot read calibration array {path}: .npy format {version} is unknown; save it with numpy.save")
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    if dtype.hasobject:
+        raise DataError(
+            f"calibration array {path} holds Python objects, which only a pickle could carry (allow_pickle) and edgecnn "
+            "never unpickles; save raw uint8 pixels with numpy.save"
+        )
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > available - f.tell():
+        raise DataError(
+            f"calibration array {path} declares shape {shape} ({need:,} bytes) but holds {available - f.tell():,}; "
+            "the file is damaged or truncated, save it again with numpy.save"
+        )
+    return need
+
+
+def _check_memory(nbytes: int, path: Path) -> None:
+    from ..data._image import _memory_bytes
+
+    if nbytes > _memory_bytes() // 2:
+        raise DataError(
+            f"calibration array {path} needs {nbytes / 2**30:.1f} GiB in memory, more than half of this machine's; "
+            "pass --calib-size N, or save fewer images (a .npy is read only where sampled)"
+        )
+
+
 def _read_array(path: Path) -> np.ndarray:
-    """uint8 images from a .npy, or the first array of a .npz; never unpickled (a pickle runs code)."""
+    """uint8 images from a .npy (memory-mapped), or the first array of a .npz; never unpickled (a pickle runs code)."""
+    import zipfile
+
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                if not loaded.files:
+        if path.suffix == ".npy":
+            with open(path, "rb") as f:
+                _declared(f, os.fstat(f.fileno()).st_size, path)
+            loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        else:
+            with zipfile.ZipFile(path) as archive:
+                members = [i for i in archive.infolist() if i.filename.endswith(".npy")]
+                if not members:
                     raise DataError(f"calibration archive {path} holds no arrays; save the images with numpy.savez")
-                loaded = loaded[loaded.files[0]]
+                with archive.open(members[0]) as f:
+                    _check_memory(_declared(f, members[0].file_size, path), path)
+            with np.load(path, allow_pickle=False) as archive:
+                loaded = archive[members[0].filename[: -len(".npy")]]
     except DataError:
         raise
     except Exception as exc:  # numpy raises ValueError, OSError, EOFError, BadZipFile, ... for a damaged file
@@ -101,5 +148,6 @@ def from_path(path: str | Path, input_shape, size: int | None = None, seed: int 
     else:
         images = load_images(path, image_size=tuple(input_shape[:2]), channels=input_shape[2])
     if size is not None and len(images) > size:
-        images = images[np.random.default_rng(seed).permutation(len(images))[:size]]
+        images = images[np.sort(np.random.default_rng(seed).permutation(len(images))[:size])]
+    _check_memory(images.nbytes, path)
     return _checked(images, str(path), input_shape)
