@@ -150,59 +150,60 @@ MAX_CONFIG_BYTES = 64 << 20
 TRUST_HINT = "load it only if you trust the file: --trust-model (trust_model=True)"
 
 
-def read_model_config(path: str | os.PathLike) -> dict:
+def read_model_config(path: str | os.PathLike, label: str | os.PathLike | None = None) -> dict:
     """The model config of a ``.keras`` archive or an HDF5 model, as plain JSON.
 
     The format is chosen as ``keras.models.load_model`` chooses it, so the config
-    checked is the one Keras would build.
+    checked is the one Keras would build. Errors name `label` (default: the path).
     """
     path = Path(path)
+    label = label or path
     if str(path).endswith(".keras") and zipfile.is_zipfile(path):
-        text = _zip_config(path)
+        text = _zip_config(path, label)
     else:
-        text = _h5_config(path)
+        text = _h5_config(path, label)
     try:
         config = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: its model config is not JSON ({first_line(exc)})") from None
+        raise ModelFileError(f"{label}: its model config is not JSON ({first_line(exc)})") from None
     if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: its model config is not a JSON object")
+        raise ModelFileError(f"{label}: its model config is not a JSON object")
     return config
 
 
-def _zip_config(path: Path) -> bytes:
+def _zip_config(path: Path, label) -> bytes:
     try:
         with zipfile.ZipFile(path) as zf:
             info = zf.getinfo("config.json")
             if info.file_size > MAX_CONFIG_BYTES:
-                raise ModelFileError(f"{path}: its config.json claims {info.file_size:,} bytes; a model config is far smaller")
+                raise ModelFileError(f"{label}: its config.json claims {info.file_size:,} bytes; a model config is far smaller")
             with zf.open(info) as f:
                 data = f.read(MAX_CONFIG_BYTES + 1)
     except KeyError:
-        raise ModelFileError(f"{path} is a zip without config.json, not a Keras model; give a .keras file") from None
+        raise ModelFileError(f"{label} is a zip without config.json, not a Keras model; give a .keras file") from None
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
-        raise ModelFileError(f"{path}: cannot read its config.json ({type(exc).__name__}: {first_line(exc)})") from None
+        raise ModelFileError(f"{label}: cannot read its config.json ({type(exc).__name__}: {first_line(exc)})") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path}: its config.json is larger than {MAX_CONFIG_BYTES:,} bytes")
+        raise ModelFileError(f"{label}: its config.json is larger than {MAX_CONFIG_BYTES:,} bytes")
     return data
 
 
-def _h5_config(path: Path) -> str | bytes:
+def _h5_config(path: Path, label) -> str | bytes:
     import h5py
 
     if not h5py.is_hdf5(path):
         raise ModelFileError(
-            f"{path} is not a loadable Keras model (neither a .keras zip nor HDF5); give the model.keras written by `edgecnn train`"
+            f"{label} is not a loadable Keras model (neither a .keras zip nor HDF5); give the model.keras written by `edgecnn train`"
         )
     try:
         with h5py.File(path, "r") as f:
             config = f.attrs.get("model_config")
     except Exception as exc:  # h5py raises OSError, KeyError, TypeError ... on a damaged file
-        raise ModelFileError(f"{path}: cannot read its HDF5 attributes ({type(exc).__name__}: {first_line(exc)})") from None
+        raise ModelFileError(f"{label}: cannot read its HDF5 attributes ({type(exc).__name__}: {first_line(exc)})") from None
     if config is None:
-        raise ModelFileError(f"{path} holds no model config (weights only?); give a whole saved model")
+        raise ModelFileError(f"{label} holds no model config (weights only?); give a whole saved model")
     if not isinstance(config, (str, bytes)):
-        raise ModelFileError(f"{path}: its model_config attribute is a {type(config).__name__}, not JSON text")
+        raise ModelFileError(f"{label}: its model_config attribute is a {type(config).__name__}, not JSON text")
     return config
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -23,19 +25,31 @@ def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[s
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    if not trust_model:
-        problem = refusal(read_model_config(path), custom_objects=tuple(custom_objects or ()))
+    if trust_model:
+        return _load(path, path, custom_objects, trust_model)
+    # Checked and loaded from one private copy: a file swapped after the check is never built.
+    with tempfile.TemporaryDirectory(prefix="edgecnn-model-") as private:
+        copy = Path(private) / path.name
+        try:
+            shutil.copyfile(path, copy)
+        except OSError as exc:
+            raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
+        problem = refusal(read_model_config(copy, label=path), custom_objects=tuple(custom_objects or ()))
         if problem:
             raise ModelFileError(f"{path}: {problem}; {TRUST_HINT}")
+        return _load(copy, path, custom_objects, trust_model)
+
+
+def _load(path: Path, label: Path, custom_objects, trust_model: bool):
     from .tf import keras as _keras
 
     keras = _keras()
     try:
         model = keras.models.load_model(str(path), compile=False, custom_objects=custom_objects, safe_mode=not trust_model)
     except Exception as exc:  # Keras raises many types for a foreign or truncated file
-        raise ModelFileError(f"{path} is not a loadable Keras model ({type(exc).__name__}: {first_line(exc)})") from None
+        raise ModelFileError(f"{label} is not a loadable Keras model ({type(exc).__name__}: {first_line(exc)})") from None
     if not isinstance(model, keras.Model):
-        raise ModelFileError(f"{path} holds a {type(model).__name__}, not a Keras model")
+        raise ModelFileError(f"{label} holds a {type(model).__name__}, not a Keras model")
     return model
 
 

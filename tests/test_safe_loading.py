@@ -263,3 +263,45 @@ def test_calibration_arrays_are_never_unpickled(tmp_path, write, message):
     with pytest.raises(DataError) as err:
         from_path(write(tmp_path), SHAPE)
     assert "\n" not in str(err.value) and message in str(err.value)
+
+
+def test_a_file_swapped_after_the_check_is_never_built(tmp_path, monkeypatch):
+    import edgecnn.keras_config as keras_config
+
+    marker = tmp_path / "pwned"
+    code = hostile_lambda_bytecode(marker)
+    hostile = edited_h5(
+        tmp_path / "hostile.h5", lambda c: layer(c, "payload")["config"].update(function=list(code)), tiny_model(lambda x: x)
+    )
+    path = tmp_path / "model.h5"
+    tiny_model().save(path)
+    check = keras_config.refusal
+
+    def check_then_swap(config, **kwargs):  # the file is replaced between the check and the load
+        problem = check(config, **kwargs)
+        path.write_bytes(hostile.read_bytes())
+        return problem
+
+    monkeypatch.setattr(keras_config, "refusal", check_then_swap)
+    model = load_keras_model(path)
+    assert [layer.name for layer in model.layers] == ["image", "conv", "pool", "logits"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_an_array_header_promising_more_than_the_file_holds_is_refused_before_reading(tmp_path, archive):
+    path = tmp_path / "calib.npy"
+    np.save(path, np.zeros((4, *SHAPE), np.uint8))
+    # The shape is forged in place, keeping the header's length (numpy pads it with spaces).
+    original = path.read_bytes()
+    start, end = original.index(b"(4, 8, 8, 1)"), original.index(b"\n")
+    forged = original[:start] + b"(999999999999, 8, 8, 1), }".ljust(end - start) + original[end:]
+    assert len(forged) == len(original)
+    path.write_bytes(forged)
+    if archive:
+        with zipfile.ZipFile(tmp_path / "calib.npz", "w") as zf:
+            zf.writestr("images.npy", forged)
+        path = tmp_path / "calib.npz"
+    with pytest.raises(DataError) as err:
+        from_path(path, SHAPE)
+    assert "\n" not in str(err.value) and "declares shape (999999999999, 8, 8, 1)" in str(err.value), str(err.value)
