@@ -53,10 +53,13 @@ def test_train_export_validate_predict(tmp_path, digits_small):
     written = json.loads(result.stdout)["artifacts"]
     assert [(a["format"], a["precision"]) for a in written] == [("tflite", "float32"), ("tflite", "int8")]
 
-    result = invoke("validate", out / "model_int8.tflite", "--reference", out / "model.keras", "--json")
+    # Two epochs at 16 px leave a weak model whose int8 drop swings by a point between runs: the
+    # plumbing is tested here; the accuracy floors are the run tests', on a model trained to converge.
+    result = invoke("validate", out / "model_int8.tflite", "--reference", out / "model.keras", "--max-drop", 3, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["samples"] == len(digits_small.test) and report["format"] == "tflite" and report["passed"]
+    assert report["max_drop"] == 3
     assert 0.9 <= report["agreement"] <= 1.0
 
     image = tmp_path / "digit.png"
