@@ -54,17 +54,24 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp
 
 
+#: Open stages: stage folder -> (the folder it moves into, files kept if the block fails).
+_STAGES: dict[Path, tuple[Path, list[Path]]] = {}
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside `out` to write a whole set of files into; they move into `out` together.
 
     The set lands only if the block succeeds, with SIGINT and SIGTERM held back while it moves:
     an error, a full disk or an interrupt leaves `out` as it was, never this export's model
-    beside the previous one's report. Stages nest (a run stages the export it contains).
+    beside the previous one's report, except for files marked with :func:`keep_on_failure`
+    (the report that says why an export was refused). Stages nest (a run stages its export).
     """
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    _STAGES[stage] = (out, [])
     try:
         yield stage
         with _signals_held():
@@ -73,8 +80,35 @@ def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
                 if entry.is_dir() and target.is_dir():
                     shutil.rmtree(target)
                 os.replace(entry, target)
+    except BaseException:
+        for kept in _STAGES[stage][1]:
+            if kept.is_file():
+                os.replace(kept, out / kept.name)
+                keep_on_failure(out / kept.name)
+        raise
     finally:
+        del _STAGES[stage]
         shutil.rmtree(stage, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a folder this call made and nothing landed in
+
+
+def keep_on_failure(path: str | os.PathLike) -> Path:
+    """Keep a staged file even if its stage fails; returns where it will be (for an error to name)."""
+    path = Path(path)
+    if path.parent in _STAGES:
+        out, kept = _STAGES[path.parent]
+        kept.append(path)
+        return final_path(out / path.name)
+    return path
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """Where a file written into an open stage lands once every stage around it has moved in."""
+    path = Path(path)
+    while path.parent in _STAGES:
+        path = _STAGES[path.parent][0] / path.name
+    return path
 
 
 def unstaged(path: str | os.PathLike, stage: Path, out: Path) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ...artifact import ArtifactMetadata, sidecar_path
 from ...errors import VerificationError
-from ...fileio import json_bytes, sha256_file, write_files, write_json
+from ...fileio import final_path, json_bytes, keep_on_failure, sha256_file, write_files, write_json
 from .checker import check_model
 from .compiler import INSTALL_HINT, compile_model, find_compiler
 
@@ -54,11 +54,16 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -
     write_json(check_path, report.to_dict())
     log.info("Edge TPU pre-flight check: %s (%s)", report.summary(), check_path.name)
     if not report.compatible:
-        raise VerificationError(f"{int8.name} would not run entirely on the Edge TPU: {report.summary()}; see {check_path}")
+        # The export's other files are discarded; the report that says why stays.
+        shown = keep_on_failure(check_path)
+        raise VerificationError(f"{int8.name} would not run entirely on the Edge TPU: {report.summary()}; see {shown}")
 
     if find_compiler() is None:
         warnings.warn(
-            EdgeTpuCompilerMissing(f"{INSTALL_HINT.format(model=int8)}; the pre-flight report is {check_path}"), stacklevel=2
+            EdgeTpuCompilerMissing(
+                f"{INSTALL_HINT.format(model=final_path(int8))}; the pre-flight report is {final_path(check_path)}"
+            ),
+            stacklevel=2,
         )
         return written
     # Compiled aside, then moved in with its sidecar and log: never a compiled model beside a stale sidecar.
