@@ -62,3 +62,23 @@ def test_a_legacy_sidecar_is_read_only_for_the_format_it_names(tmp_path):
     (tmp_path / "model_int8.json").write_text(_meta("onnx").to_json())
     assert read_sidecar(tmp_path / "model_int8.onnx").format == "onnx"
     assert read_sidecar(tmp_path / "model_int8.tflite") is None
+
+
+def test_a_failed_stage_leaves_only_the_files_marked_to_keep(tmp_path):
+    out = tmp_path / "export"
+    with pytest.raises(RuntimeError):
+        with fileio.staged_folder(out) as run_stage:
+            with fileio.staged_folder(run_stage) as stage:  # an export staged inside a run
+                (stage / "model_int8.tflite").write_bytes(b"model")
+                (stage / "check.json").write_bytes(b"{}")
+                assert fileio.keep_on_failure(stage / "check.json") == out / "check.json"
+                raise RuntimeError("refused")
+    assert sorted(p.name for p in out.iterdir()) == ["check.json"]
+
+
+def test_a_failed_stage_removes_the_folder_it_made(tmp_path):
+    with pytest.raises(RuntimeError):
+        with fileio.staged_folder(tmp_path / "new") as stage:
+            (stage / "model.tflite").write_bytes(b"model")
+            raise RuntimeError("disk full")
+    assert not (tmp_path / "new").exists()
