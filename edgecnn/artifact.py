@@ -12,10 +12,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from . import __version__
-from .errors import ModelFileError, first_line
+from .errors import ConfigError, ModelFileError, first_line
 from .fileio import json_bytes, write_files, write_json
 
 SCHEMA_VERSION = 1
@@ -23,20 +23,86 @@ SCHEMA_VERSION = 1
 METADATA_KEY = "edgecnn"
 
 FORMATS = ("keras", "tflite", "onnx")
+OUTPUTS = ("logits", "probabilities", "binary_logit", "binary_probability")
 PRECISIONS = ("float32", "int8")
+
+
+def _numbers(value):
+    """A number, or a tuple of them; a tuple of one number, or of equal ones, becomes that number."""
+    if isinstance(value, (list, tuple)):
+        values = tuple(float(v) for v in value)
+        return values[0] if len(set(values)) == 1 else values
+    return float(value)
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """How raw uint8 pixels become model input: ``x = pixel * scale + offset``."""
+    """How raw uint8 pixels become model input: ``x = pixel * scale + offset``.
 
-    scale: float = 1.0 / 255.0
-    offset: float = 0.0
+    `scale` and `offset` are one number for every channel, or one per channel (ImageNet's
+    mean and standard deviation).
+    """
+
+    scale: Union[float, tuple[float, ...]] = 1.0 / 255.0
+    offset: Union[float, tuple[float, ...]] = 0.0
 
     def apply(self, pixels):
         import numpy as np
 
         return np.asarray(pixels, dtype=np.float32) * np.float32(self.scale) + np.float32(self.offset)
+
+    @property
+    def per_channel(self) -> bool:
+        return isinstance(self.scale, tuple) or isinstance(self.offset, tuple)
+
+    @classmethod
+    def from_mean_std(cls, mean, std) -> "Normalization":
+        """``(pixel - mean) / std``, with mean and std in pixel units (0..255), one value or one per channel."""
+        mean, std = _numbers(mean), _numbers(std)
+        if isinstance(mean, tuple) or isinstance(std, tuple):
+            n = max(len(v) for v in (mean, std) if isinstance(v, tuple))
+            mean, std = (v if isinstance(v, tuple) else (v,) * n for v in (mean, std))
+            return cls(tuple(1.0 / s for s in std), tuple(-m / s for m, s in zip(mean, std)))
+        return cls(1.0 / std, -mean / std)
+
+    def then(self, scale, offset) -> "Normalization":
+        """This normalisation followed by ``x * scale + offset`` (a Rescaling or Normalization layer)."""
+        import numpy as np
+
+        s = np.asarray(self.scale, np.float64) * np.asarray(scale, np.float64)
+        o = np.asarray(self.offset, np.float64) * np.asarray(scale, np.float64) + np.asarray(offset, np.float64)
+        return Normalization(_numbers(s.tolist()), _numbers(o.tolist()))
+
+
+#: Named normalisations (``--norm``): what a model's training fed it, from uint8 pixels.
+NORMALIZATIONS = {
+    "0,1": Normalization(1.0 / 255.0, 0.0),
+    "-1,1": Normalization(2.0 / 255.0, -1.0),
+    # torchvision's and tf_keras applications' ImageNet mean and std, in pixel units.
+    "imagenet": Normalization.from_mean_std((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
+}
+
+
+def normalization_from(norm: Optional[str] = None, mean=None, std=None) -> Optional[Normalization]:
+    """The normalisation `--norm` or `--mean/--std` name; None when neither is given."""
+    if norm is not None and (mean is not None or std is not None):
+        raise ConfigError("give --norm or --mean/--std, not both")
+    if norm is not None:
+        if norm not in NORMALIZATIONS:
+            raise ConfigError(f"--norm must be one of {', '.join(NORMALIZATIONS)}, got {norm!r}")
+        return NORMALIZATIONS[norm]
+    if (mean is None) != (std is None):
+        raise ConfigError("give --mean and --std together (pixel units, one value or one per channel)")
+    if mean is None:
+        return None
+    values = [tuple(v) if isinstance(v, (list, tuple)) else (v,) for v in (mean, std)]
+    if not all(values) or not all(isinstance(x, (int, float)) and math.isfinite(x) for v in values for x in v):
+        raise ConfigError(f"--mean and --std need finite numbers, got {mean!r} and {std!r}")
+    if not all(x > 0 for x in values[1]):
+        raise ConfigError(f"--std needs positive values, got {std!r}")
+    if len(values[0]) != len(values[1]) and 1 not in (len(values[0]), len(values[1])):
+        raise ConfigError(f"--mean has {len(values[0])} values and --std {len(values[1])}; give one or one per channel")
+    return Normalization.from_mean_std(values[0], values[1])
 
 
 @dataclass(frozen=True)
@@ -59,7 +125,8 @@ class ArtifactMetadata:
     output_dtype: str = "float32"
     input_quantization: Optional[Quantization] = None
     output_quantization: Optional[Quantization] = None
-    #: What the output tensor holds: raw logits (the runtime applies softmax for scores).
+    #: What the output tensor holds (one of OUTPUTS): raw logits (the runtime applies softmax for
+    #: scores), probabilities, or the one unit of a binary classifier (a logit or a probability).
     output: str = "logits"
     arch: Optional[str] = None
     dataset: Optional[str] = None
@@ -67,6 +134,8 @@ class ArtifactMetadata:
     #: draw calibration and test images from the same splits as training did.
     data_seed: Optional[int] = None
     parent_sha256: Optional[str] = None
+    #: Where an imported model came from: ``{"path", "format", "sha256"}``.
+    source: Optional[dict] = None
     edgecnn_version: str = __version__
     schema_version: int = SCHEMA_VERSION
 
@@ -132,10 +201,7 @@ def _checked_fields(data) -> dict:
     norm = data.get("normalization") or {}
     if not isinstance(norm, dict):
         raise TypeError(f"normalization must be an object, got {_short(norm)}")
-    data["normalization"] = Normalization(**norm)
-    scale, offset = data["normalization"].scale, data["normalization"].offset
-    if not (_is_number(scale) and scale > 0 and _is_number(offset)):
-        raise ValueError(f"normalization needs a finite positive scale and a finite offset, got {scale!r}, {offset!r}")
+    data["normalization"] = _normalization(norm, shape[2])
     for key in ("input_dtype", "output_dtype"):
         if key in data and data[key] not in _IO_DTYPES:
             raise ValueError(f"{key} must be one of {', '.join(_IO_DTYPES)}, got {_short(data[key])}")
@@ -145,7 +211,25 @@ def _checked_fields(data) -> dict:
     for key in ("format", "precision", "output", "edgecnn_version"):
         if key in data and not isinstance(data[key], str):
             raise TypeError(f"{key} must be a string, got {_short(data[key])}")
+    if data.get("output", "logits") not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {_short(data['output'])}")
+    source = data.get("source")
+    if source is not None and not (isinstance(source, dict) and all(isinstance(v, (str, type(None))) for v in source.values())):
+        raise TypeError(f"source must be an object of strings, got {_short(source)}")
     return data
+
+
+def _normalization(norm: dict, channels: int) -> Normalization:
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in norm.items()}
+    result = Normalization(**fields)
+    for name in ("scale", "offset"):
+        value = getattr(result, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if isinstance(value, tuple) and len(value) != channels:
+            raise ValueError(f"normalization {name} has {len(value)} values for {channels} channel(s)")
+        if not values or not all(_is_number(v) and (v > 0 or name == "offset") for v in values):
+            raise ValueError(f"normalization needs finite positive scales and finite offsets, got {_short(value)}")
+    return result
 
 
 def _quantization(key: str, q) -> Quantization:

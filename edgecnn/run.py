@@ -94,7 +94,7 @@ def _run_into(out: Path, dataset, config: RunConfig) -> dict:
 
     images, labels = dataset.test.images, dataset.test.labels
     reference = load_predictor(trained.model_path)
-    ref_top1 = top1(reference.predict(images))
+    ref_top1 = top1(reference.predict(images), reference.metadata.output)
     paths = [trained.model_path] + ([exported.folded_path] if exported.folded_path else [])
     paths += [a.path for a in exported.artifacts]
     # The trained model is the reference: reuse its loaded predictor instead of loading it again.

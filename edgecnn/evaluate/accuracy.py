@@ -38,8 +38,11 @@ class Validation:
         return {**asdict(self), "passed": self.passed}
 
 
-def top1(logits: np.ndarray) -> np.ndarray:
-    return np.asarray(logits).argmax(axis=-1)
+def top1(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:
+    """Predicted classes from model outputs; `kind` is the metadata's ``output`` (a binary head has one unit)."""
+    from ..runtime.preprocess import top_class
+
+    return top_class(outputs, kind)
 
 
 def _check_shape(predictor: Predictor, images: np.ndarray) -> None:
@@ -71,7 +74,7 @@ def validate(
         )
     predictor = artifact if isinstance(artifact, Predictor) else load_predictor(artifact)
     _check_shape(predictor, images)
-    predicted = top1(predictor.predict(images))
+    predicted = top1(predictor.predict(images), predictor.metadata.output)
     accuracy = float((predicted == labels).mean())
     meta = predictor.metadata
     fields = dict(
@@ -89,7 +92,7 @@ def validate(
         if reference_predictions is None:
             ref = reference if isinstance(reference, Predictor) else load_predictor(reference)
             _check_shape(ref, images)
-            reference_predictions = top1(ref.predict(images))
+            reference_predictions = top1(ref.predict(images), ref.metadata.output)
             fields["reference"] = str(ref.path)
         else:
             fields["reference"] = str(reference) if reference is not None else None

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..artifact import ArtifactMetadata, Quantization, read_sidecar, sidecar_path
 from ..errors import ConfigError, DataError, ModelFileError
-from .preprocess import image_to_pixels, load_image, softmax
+from .preprocess import class_scores, image_to_pixels, load_image
 
 PathLike = Union[str, os.PathLike]
 #: I/O types whose values are affine-quantized integers.
@@ -113,9 +113,8 @@ class RuntimeModel:
         raise NotImplementedError
 
     def scores(self, pixels) -> np.ndarray:
-        """Class probabilities (N, num_classes): softmax of the logits."""
-        outputs = self.predict(pixels)
-        return softmax(outputs) if self.metadata.output == "logits" else outputs
+        """Class probabilities (N, num_classes), whatever the output holds (logits, probabilities, one binary unit)."""
+        return class_scores(self.predict(pixels), self.metadata.output)
 
     def classify(self, image, top_k: int = 5) -> list[tuple[str, float]]:
         """Top-k ``(label, score)`` for one image (path, PIL image or uint8 array), best first."""

@@ -111,10 +111,29 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def class_scores(outputs, kind: str) -> np.ndarray:
+    """Model outputs -> class probabilities (N, classes), by what the output holds (ArtifactMetadata.output)."""
+    x = np.asarray(outputs, dtype=np.float32)
+    if kind == "logits":
+        return softmax(x)
+    if kind in ("binary_logit", "binary_probability"):
+        p = 1.0 / (1.0 + np.exp(-x[..., :1])) if kind == "binary_logit" else np.clip(x[..., :1], 0.0, 1.0)
+        return np.concatenate([1.0 - p, p], axis=-1)
+    return x
+
+
+def top_class(outputs, kind: str) -> np.ndarray:
+    """The predicted class of each row of model outputs (a one-unit binary head included)."""
+    x = np.asarray(outputs)
+    if kind in ("binary_logit", "binary_probability"):
+        return (x[..., 0] > (0.0 if kind == "binary_logit" else 0.5)).astype(np.int64)
+    return x.argmax(axis=-1)
+
+
 def is_identity_quantization(q: Quantization, meta: ArtifactMetadata) -> bool:
     """True when uint8 pixels already are the quantized input (quantization undoes the normalisation)."""
     norm = meta.normalization
-    if q.dtype != "uint8" or q.scale <= 0:
+    if q.dtype != "uint8" or q.scale <= 0 or norm.per_channel:
         return False
     return math.isclose(q.scale * 255.0, norm.scale * 255.0, rel_tol=1e-5) and q.zero_point == round(-norm.offset / q.scale)
 
