@@ -11,6 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -28,6 +29,8 @@ class CalibrationWarning(UserWarning):
 class CalibrationSet:
     images: np.ndarray  # uint8 (N, H, W, C), raw pixels
     source: str
+    #: Class ids of the images, when they come from a labelled data set.
+    labels: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -38,7 +41,7 @@ class CalibrationSet:
             yield normalization.apply(image[None])
 
 
-def _checked(images: np.ndarray, source: str, input_shape) -> CalibrationSet:
+def _checked(images: np.ndarray, source: str, input_shape, labels: Optional[np.ndarray] = None) -> CalibrationSet:
     if images.ndim == 3 and input_shape[2] == 1:
         images = images[..., None]
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
@@ -53,7 +56,7 @@ def _checked(images: np.ndarray, source: str, input_shape) -> CalibrationSet:
             CalibrationWarning,
             stacklevel=3,
         )
-    return CalibrationSet(np.ascontiguousarray(images, dtype=np.uint8), source)
+    return CalibrationSet(np.ascontiguousarray(images, dtype=np.uint8), source, labels)
 
 
 def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
@@ -63,7 +66,7 @@ def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
     if size < 1:
         raise DataError(f"--calib-size must be at least 1, got {size}")
     idx = stratified_sample(dataset.train.labels, size, seed)
-    return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape)
+    return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape, dataset.train.labels[idx])
 
 
 def _declared(f, available: int, path: Path) -> int:

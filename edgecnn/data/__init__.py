@@ -7,7 +7,7 @@ evaluation sets); scikit-learn is imported only when the digits data set is load
 from .dataset import Dataset, Split
 from .digits import load_digits
 from .folder import load_folder, load_images
-from .registry import dataset_for, list_datasets, load_dataset
+from .registry import class_names, dataset_for, list_datasets, load_dataset
 from .shapes import LABELS as SHAPE_LABELS
 from .shapes import generate_shapes, load_shapes
 from .splits import stratified_sample, stratified_split
@@ -16,6 +16,7 @@ __all__ = [
     "Dataset",
     "Split",
     "SHAPE_LABELS",
+    "class_names",
     "dataset_for",
     "generate_shapes",
     "list_datasets",

@@ -107,6 +107,24 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
     return dataset
 
 
+def class_names(source: str | os.PathLike) -> tuple[str, ...]:
+    """The classes of a built-in data set, or a folder's class subfolders, without reading an image."""
+    if isinstance(source, str) and source in _BUILTIN:
+        from .digits import LABELS as DIGITS
+        from .shapes import LABELS as SHAPES
+
+        return tuple(DIGITS if source == "digits" else SHAPES)
+    folder = Path(source)
+    if not folder.is_dir():
+        raise DataError(f"--data {os.fspath(source)!r} is neither a built-in data set ({', '.join(_BUILTIN)}) nor a folder")
+    return folder_classes(folder)
+
+
+def folder_classes(folder: Path) -> tuple[str, ...]:
+    """A data folder's class subfolders, in label order."""
+    return tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")))
+
+
 def _check_class_folders(folder: Path, labels, named_by_model: bool) -> None:
     """Refuse a folder whose class subfolders are not the model's labels before reading a file of it.
 
@@ -116,7 +134,7 @@ def _check_class_folders(folder: Path, labels, named_by_model: bool) -> None:
     origin = "the model's metadata names" if named_by_model else "--data is"
     if not folder.is_dir():
         raise DataError(f"{origin} the folder {str(folder)!r}, which does not exist here; pass --data NAME or FOLDER")
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = folder_classes(folder)
     if tuple(classes) != tuple(labels):
         raise DataError(
             f"{origin} the folder {str(folder)!r}, whose subfolders {_quoted(classes)} are not the model's labels "

@@ -62,3 +62,45 @@ def accuracy(model, images: np.ndarray, labels: np.ndarray, training: bool, batc
     for layer, weights in saved:
         layer.set_weights(weights)
     return correct / max(len(images), 1)
+
+
+def input_statistics(model, images: np.ndarray, batch_size: int = 128) -> list[tuple[object, np.ndarray, np.ndarray]]:
+    """(layer, mean, variance) of every BN layer's input on `images`, the model run as it is (inference mode)."""
+    from ..tf import keras
+
+    layers = batchnorm_layers(model)
+    if not layers:
+        return []
+    probe = keras().Model(model.inputs, [layer.input for layer in layers])
+    sums = [None] * len(layers)
+    squares = [None] * len(layers)
+    count = [0] * len(layers)
+    for start in range(0, len(images), batch_size):
+        acts = probe(images[start : start + batch_size], training=False)
+        acts = acts if isinstance(acts, (list, tuple)) else [acts]
+        for i, act in enumerate(acts):
+            a = np.asarray(act, np.float64).reshape(-1, act.shape[-1])
+            sums[i] = a.sum(0) if sums[i] is None else sums[i] + a.sum(0)
+            squares[i] = (a**2).sum(0) if squares[i] is None else squares[i] + (a**2).sum(0)
+            count[i] += a.shape[0]
+    stats = []
+    for layer, total, sq, n in zip(layers, sums, squares, count):
+        mean = total / n
+        stats.append((layer, mean, np.maximum(sq / n - mean**2, 0.0)))
+    return stats
+
+
+def statistics_mismatch(model, images: np.ndarray) -> list[dict]:
+    """How far each BN layer's moving statistics are from its input's on `images`.
+
+    ``mean_shift``: RMS over channels of ``|input mean - moving mean| / moving std``;
+    ``variance_ratio``: the median channel's ``input variance / moving variance`` (1 when they agree).
+    """
+    report = []
+    for layer, mean, var in input_statistics(model, images):
+        weights = {w.name.split("/")[-1].split(":")[0]: w.numpy().astype(np.float64) for w in layer.weights}
+        moving_std = np.sqrt(weights["moving_variance"] + layer.epsilon)
+        shift = float(np.sqrt(np.mean(((mean - weights["moving_mean"]) / moving_std) ** 2)))
+        ratio = float(np.median((var + layer.epsilon) / (weights["moving_variance"] + layer.epsilon)))
+        report.append({"layer": layer.name, "mean_shift": round(shift, 4), "variance_ratio": round(ratio, 4)})
+    return report
