@@ -51,6 +51,14 @@ LAYERS = frozenset(
         "Multiply",
         "Normalization",
         "PReLU",
+        "GaussianDropout",
+        "GaussianNoise",
+        "RandomBrightness",
+        "RandomContrast",
+        "RandomFlip",
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
         "ReLU",
         "Rescaling",
         "Reshape",
@@ -132,7 +140,10 @@ OBJECTS = frozenset(
         "RadialConstraint",
         "UnitNorm",
         "Policy",
+        "DTypePolicy",
+        "FloatDTypePolicy",
         "TensorShape",
+        "__keras_tensor__",
         "__bytes__",
         "__numpy__",
         "__tensor__",
@@ -158,7 +169,9 @@ def read_model_config(path: str | os.PathLike, label: str | os.PathLike | None =
     """
     path = Path(path)
     label = label or path
-    if str(path).endswith(".keras") and zipfile.is_zipfile(path):
+    if path.is_dir():
+        text = _savedmodel_config(path, label)
+    elif str(path).endswith(".keras") and zipfile.is_zipfile(path):
         text = _zip_config(path, label)
     else:
         text = _h5_config(path, label)
@@ -186,6 +199,34 @@ def _zip_config(path: Path, label) -> bytes:
     if len(data) > MAX_CONFIG_BYTES:
         raise ModelFileError(f"{label}: its config.json is larger than {MAX_CONFIG_BYTES:,} bytes")
     return data
+
+
+def _savedmodel_config(path: Path, label) -> str:
+    """The model config tf_keras keeps in a SavedModel's keras_metadata.pb (its root node's metadata)."""
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    pb = path / "keras_metadata.pb"
+    if not (path / "saved_model.pb").is_file():
+        raise ModelFileError(f"{label} is a folder but not a SavedModel (no saved_model.pb); give a model file or a SavedModel")
+    if not pb.is_file():
+        raise ModelFileError(
+            f"{label} is a SavedModel without Keras metadata (not saved by Keras); save the Keras model with model.save()"
+        )
+    try:
+        data = pb.read_bytes()
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ModelFileError(f"{label}: its keras_metadata.pb is larger than {MAX_CONFIG_BYTES:,} bytes")
+        saved = saved_metadata_pb2.SavedMetadata()
+        saved.ParseFromString(data)
+        root = json.loads(next(n.metadata for n in saved.nodes if n.node_path == "root"))
+    except ModelFileError:
+        raise
+    except Exception as exc:  # DecodeError, StopIteration (no root node), ValueError, OSError
+        raise ModelFileError(f"{label}: cannot read its keras_metadata.pb ({type(exc).__name__}: {first_line(exc)})") from None
+    config = root.get("model_config") if isinstance(root, dict) else None
+    if not isinstance(config, dict):
+        config = {"class_name": root.get("class_name"), "config": root.get("config")} if isinstance(root, dict) else None
+    return json.dumps(config)
 
 
 def _h5_config(path: Path, label) -> str | bytes:

@@ -23,7 +23,7 @@ def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[s
     from .keras_config import TRUST_HINT, read_model_config, refusal
 
     path = Path(path)
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         raise ModelFileError(f"model file not found: {path}")
     if trust_model:
         return _load(path, path, custom_objects, trust_model)
@@ -31,8 +31,8 @@ def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[s
     with tempfile.TemporaryDirectory(prefix="edgecnn-model-") as private:
         copy = Path(private) / path.name
         try:
-            shutil.copyfile(path, copy)
-        except OSError as exc:
+            shutil.copytree(path, copy) if path.is_dir() else shutil.copyfile(path, copy)
+        except (OSError, shutil.Error, RecursionError) as exc:
             raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
         problem = refusal(read_model_config(copy, label=path), custom_objects=tuple(custom_objects or ()))
         if problem:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..export.targets import export_targets
+from ..nets import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from ..run import RunConfig, default_out_dir
 from ..train.config import TrainConfig
 from .app import echo, emit_json, main, quiet_stdout
@@ -23,6 +24,7 @@ from .options import (
     io_option,
     json_option,
     max_drop_option,
+    model_facts_options,
     onnx_format_option,
     out_dir_option,
     seed_option,
@@ -129,7 +131,7 @@ def fold(model, output, data, trust_model):
 
 
 @main.command()
-@click.argument("model", type=file_path)
+@click.argument("model", type=click.Path(path_type=Path))
 @click.option("--int8", is_flag=True, help="Also write a full-integer int8 model.")
 @formats_option()
 @io_option
@@ -152,6 +154,14 @@ def fold(model, output, data, trust_model):
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )
 @trust_model_option
+@model_facts_options
+@click.option(
+    "--img-size",
+    type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
+    default=None,
+    help="Input size, for a model that takes images of any size.",
+)
+@click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder]."
 )
@@ -169,10 +179,20 @@ def export(
     data,
     target,
     trust_model,
+    labels_path,
+    norm,
+    mean,
+    std,
+    img_size,
+    fix_bn,
     out,
     as_json,
 ):
-    """Export MODEL (.keras) to device formats, folding BatchNorm first."""
+    """Export MODEL to device formats, folding BatchNorm first.
+
+    MODEL is a .keras written by edgecnn, or any Keras image classifier: a Keras 3 or tf_keras
+    .keras, an .h5 or a SavedModel folder (give --data or --calib for its images).
+    """
     from ..export import ExportOptions, export_model
 
     options = ExportOptions(
@@ -187,6 +207,12 @@ def export(
         dynamic_batch=dynamic_batch,
         target=target,
         trust_model=trust_model,
+        labels_path=labels_path,
+        norm=norm,
+        mean=mean,
+        std=std,
+        img_size=img_size,
+        fix_bn=fix_bn,
     )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)
@@ -194,9 +220,17 @@ def export(
         {"path": str(a.path), "format": a.metadata.format, "precision": a.metadata.precision, "size_bytes": a.path.stat().st_size}
         for a in result.artifacts
     ]
+    imported = {"path": str(result.imported_path), **result.import_report} if result.imported_path else None
     if as_json:
-        emit_json({"folded": str(result.folded_path) if result.folded_path else None, "artifacts": artifacts})
+        emit_json(
+            {"imported": imported, "folded": str(result.folded_path) if result.folded_path else None, "artifacts": artifacts}
+        )
         return
+    if imported:
+        echo(
+            f"imported {imported['source']['format']} model -> {imported['path']} "
+            f"(outputs match the original within {imported['rebuilt_max_abs_difference']:.1g})"
+        )
     if result.folded_path:
         echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
     for a in artifacts:

@@ -126,3 +126,43 @@ device_option = click.option(
     callback=_parse_device,
     help="Where to run: the CPU, or a Coral Edge TPU for a *_edgetpu.tflite model (e.g. edgetpu:usb:0).",
 )
+
+
+def _floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: give a number or one per channel, comma-separated (e.g. 127.5 or 123.7,116.3,103.5)"
+        ) from None
+
+
+def model_facts_options(f):
+    """What a model from elsewhere may not say about itself: its labels and how pixels become its input."""
+    from ..artifact import NORMALIZATIONS
+
+    f = click.option("--std", callback=_floats, default=None, metavar="S[,S,S]", help="Input std in pixel units (with --mean).")(
+        f
+    )
+    f = click.option(
+        "--mean",
+        callback=_floats,
+        default=None,
+        metavar="M[,M,M]",
+        help="Input mean in pixel units: the model takes (pixel - mean) / std.",
+    )(f)
+    f = click.option(
+        "--norm",
+        type=click.Choice(tuple(NORMALIZATIONS)),
+        default=None,
+        help="How pixels become the model's input: 0,1 (pixel/255), -1,1, or imagenet (mean/std per channel).",
+    )(f)
+    return click.option(
+        "--labels",
+        "labels_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Labels file, one class per line (default: the model's metadata, else --data's class folders).",
+    )(f)

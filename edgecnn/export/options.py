@@ -41,6 +41,17 @@ class ExportOptions:
     target: Optional[str] = None
     #: Load a model whose config names code (Lambda, custom layers): only for files you trust.
     trust_model: bool = False
+    # For a model edgecnn did not train (no metadata beside it), what the file does not say:
+    #: a labels file (one per line), else --data's class folders name the classes;
+    labels_path: Optional[Path] = None
+    #: how pixels become the model's input (--norm, or --mean/--std in pixel units);
+    norm: Optional[str] = None
+    mean: Optional[tuple[float, ...]] = None
+    std: Optional[tuple[float, ...]] = None
+    #: the input size, where the model leaves it open;
+    img_size: Optional[int] = None
+    #: re-estimate BatchNorm statistics on the calibration images, when they lag the weights.
+    fix_bn: bool = False
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:
@@ -53,8 +64,15 @@ class ExportOptions:
             raise ConfigError(f"--calib-size must be at least 1, got {self.calib_size}")
         if not self.formats:
             raise ConfigError("give at least one export format")
+        _ = self.normalization  # checks --norm/--mean/--std
         if self.target is not None:
             self._check_target()
+
+    @property
+    def normalization(self):
+        from ..artifact import normalization_from
+
+        return normalization_from(self.norm, self.mean, self.std)
 
     def _check_target(self):
         targets = export_targets()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from ..artifact import ArtifactMetadata
+from ..artifact import ArtifactMetadata, read_sidecar
 from ..errors import ConfigError
 from ..fileio import sha256_file, staged_folder, unstaged, write_json
 from ..keras_file import load_with_metadata
@@ -37,6 +37,9 @@ class ExportResult:
     fold_relative_error: float | None
     calibration_source: str
     calibration_size: int
+    #: Where the rebuilt form of a model edgecnn did not train was written, and what the import found.
+    imported_path: Path | None = None
+    import_report: dict | None = None
 
 
 def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
@@ -61,23 +64,31 @@ def export_model(
     model_path: str | Path, out_dir: str | Path | None = None, options: ExportOptions = ExportOptions()
 ) -> ExportResult:
     from ..fold import VERIFY_SAMPLES, count_batchnorm_after_linear, fold_file
+    from ..importer.export_step import import_model
     from ..tf import keras
 
     exporters = [_exporter(name, options.target) for name in options.formats]
     model_path = Path(model_path)
     out = Path(out_dir) if out_dir else model_path.parent
-    model, meta = load_with_metadata(model_path, trust_model=options.trust_model)
-    calibration = calibration_for(meta, options)
+    own = read_sidecar(model_path) if model_path.is_file() else None
+    if own is not None:
+        model, meta = load_with_metadata(model_path, trust_model=options.trust_model)
+        calibration = calibration_for(meta, options)
     started = time.perf_counter()
 
     # Every file is written into a stage and the set moves in at the end: an interrupted or
     # failed export leaves the previous export's files as they were, not a mix of the two.
     with staged_folder(out) as stage:
-        parent, folded_path, folded, fold_error = model_path, None, 0, None
+        imported = None
+        parent = model_path
+        if own is None:  # a model edgecnn did not train: rebuilt, checked and given metadata first
+            imported = import_model(model_path, stage, options, lambda m: calibration_for(m, options))
+            model, meta, calibration, parent = imported.model, imported.metadata, imported.calibration, imported.path
+        folded_path, folded, fold_error = None, 0, None
         if count_batchnorm_after_linear(model):
             folded_path = stage / "folded.keras"
             samples = meta.normalization.apply(calibration.images[:VERIFY_SAMPLES])
-            fold = fold_file(model_path, folded_path, samples, meta, model=model, trust_model=options.trust_model)
+            fold = fold_file(parent, folded_path, samples, meta, model=model, trust_model=options.trust_model)
             model, folded, fold_error = fold.model, len(fold.folded), fold.relative_error
             parent = folded_path
         keras()  # the exporters below need TensorFlow loaded with Keras 2
@@ -87,12 +98,14 @@ def export_model(
         for exporter in exporters:
             written += exporter.export(model, meta, calibration, options, stage)
         folded_path = unstaged(folded_path, stage, out) if folded_path else None
+        imported_path = unstaged(imported.path, stage, out) if imported else None
         write_json(
             stage / "export.json",
             {
                 "edgecnn_version": __version__,
                 # Named within the folder when it is there: a run's model is still in the run's stage.
                 "source": model_path.name if model_path.parent == out else str(model_path),
+                "imported": {"path": imported_path.name, **imported.report} if imported else None,
                 "folded": str(folded_path) if folded_path else None,
                 "folded_layers": folded,
                 "fold_relative_error": fold_error,
@@ -114,5 +127,14 @@ def export_model(
             },
         )
     artifacts = tuple(Artifact(unstaged(path, stage, out), m) for path, m in written)
-    result = ExportResult(artifacts, folded_path, folded, fold_error, calibration.source, len(calibration))
+    result = ExportResult(
+        artifacts,
+        folded_path,
+        folded,
+        fold_error,
+        calibration.source,
+        len(calibration),
+        imported_path,
+        imported and imported.report,
+    )
     return result
