@@ -143,6 +143,11 @@ class ArtifactMetadata:
     def num_classes(self) -> int:
         return len(self.labels)
 
+    @property
+    def output_units(self) -> int:
+        """Width of the output tensor: one unit for a binary head, one per class otherwise."""
+        return 1 if self.output.startswith("binary") else self.num_classes
+
     def replace(self, **changes) -> "ArtifactMetadata":
         return dataclasses.replace(self, **changes)
 
@@ -213,6 +218,8 @@ def _checked_fields(data) -> dict:
             raise TypeError(f"{key} must be a string, got {_short(data[key])}")
     if data.get("output", "logits") not in OUTPUTS:
         raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {_short(data['output'])}")
+    if data.get("output", "logits").startswith("binary") and len(labels) != 2:
+        raise ValueError(f"a binary output needs two labels, got {len(labels)}")
     source = data.get("source")
     if source is not None and not (isinstance(source, dict) and all(isinstance(v, (str, type(None))) for v in source.values())):
         raise TypeError(f"source must be an object of strings, got {_short(source)}")

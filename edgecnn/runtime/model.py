@@ -66,8 +66,9 @@ def check_io(path: Path, meta: ArtifactMetadata, inp: TensorSpec, out: TensorSpe
     if len(shape) != 4 or shape[1:] != tuple(meta.input_shape) or not (_any_size(shape[0]) or shape[0] == 1):
         raise ModelFileError(f"{path} takes input {shape} but its metadata says {tuple(meta.input_shape)}; {fix}")
     out_shape = tuple(out.shape)
-    if not out_shape or out_shape[-1] != meta.num_classes or not all(_any_size(d) or d == 1 for d in out_shape[:-1]):
-        raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {meta.num_classes} labels; {fix}")
+    if not out_shape or out_shape[-1] != meta.output_units or not all(_any_size(d) or d == 1 for d in out_shape[:-1]):
+        what = f"a binary ({meta.output}) output" if meta.output_units == 1 else f"{meta.num_classes} labels"
+        raise ModelFileError(f"{path} outputs {out_shape} but its metadata has {what}; {fix}")
     quantizations = []
     for what, tensor, declared_dtype, declared in (
         ("input", inp, meta.input_dtype, meta.input_quantization),

@@ -129,7 +129,7 @@ class OnnxRuntimeModel(RuntimeModel):
         batch = self._batch(pixels)
         x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
         step = self.batch_size or MAX_BATCH
-        outputs = [self.run(x[i : i + step]).reshape(-1, self.metadata.num_classes) for i in range(0, len(x), step)]
-        out = np.concatenate(outputs) if outputs else np.empty((0, self.metadata.num_classes), np.float32)
+        outputs = [self.run(x[i : i + step]).reshape(-1, self.metadata.output_units) for i in range(0, len(x), step)]
+        out = np.concatenate(outputs) if outputs else np.empty((0, self.metadata.output_units), np.float32)
         q = self.output_quantization
         return dequantize(out, q) if q is not None and self.output_dtype != "float32" else out.astype(np.float32)

@@ -76,7 +76,7 @@ class TFLiteRuntimeModel(RuntimeModel):
     def predict(self, pixels) -> np.ndarray:
         batch = self._batch(pixels)
         x = prepare_input(batch, self.metadata, self.input_dtype, self.input_quantization)
-        out = np.empty((len(batch), self.metadata.num_classes), dtype=np.float32)
+        out = np.empty((len(batch), self.metadata.output_units), dtype=np.float32)
         interp, in_index, out_index = self._interpreter, self._input["index"], self._output["index"]
         with _runtime_errors(self.path, "run"):
             for i in range(len(batch)):
