@@ -24,6 +24,7 @@ from .options import (
     io_option,
     json_option,
     max_drop_option,
+    model_facts,
     model_facts_options,
     onnx_format_option,
     out_dir_option,
@@ -252,9 +253,16 @@ def export(
 )
 @click.option("--python", "board_python", default="python3", show_default=True, help="Python interpreter on an ssh:// board.")
 @trust_model_option
+@model_facts_options
 @json_option
-def validate(artifact, data, reference, max_drop, threads, device, target, board_python, trust_model, as_json):
-    """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop."""
+def validate(
+    artifact, data, reference, max_drop, threads, device, target, board_python, trust_model, labels_path, norm, mean, std, as_json
+):
+    """Top-1 accuracy of ARTIFACT on the test split; exit 1 if it drops more than --max-drop.
+
+    ARTIFACT may come from elsewhere (a .tflite or .onnx without edgecnn metadata): give --data,
+    and --labels and --norm or --mean/--std where the file does not say them.
+    """
     if target:
         if reference is not None or device != "cpu":
             raise click.UsageError(
@@ -268,7 +276,8 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
     from ..evaluate import validate as run_validation
 
     with quiet_stdout(as_json):
-        predictor = load_predictor(artifact, num_threads=threads, device=device, trust_model=trust_model)
+        facts = model_facts(labels_path, norm, mean, std, data)
+        predictor = load_predictor(artifact, num_threads=threads, device=device, trust_model=trust_model, facts=facts)
         if reference is not None:
             reference = load_predictor(reference, trust_model=trust_model)
         dataset = dataset_for(predictor.metadata, data)
@@ -293,12 +302,17 @@ def validate(artifact, data, reference, max_drop, threads, device, target, board
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @device_option
+@model_facts_options
 @json_option
-def predict(model, images, top_k, threads, device, as_json):
-    """Classify IMAGES with a .tflite or .onnx MODEL, using only the runtime."""
+def predict(model, images, top_k, threads, device, labels_path, norm, mean, std, as_json):
+    """Classify IMAGES with a .tflite or .onnx MODEL, using only the runtime.
+
+    For a MODEL without edgecnn metadata, --labels names its classes and --norm or --mean/--std
+    says how it takes pixels (otherwise the assumptions are printed).
+    """
     from .. import runtime
 
-    loaded = runtime.load(model, num_threads=threads, device=device)
+    loaded = runtime.load(model, num_threads=threads, device=device, facts=model_facts(labels_path, norm, mean, std))
     results = {str(path): loaded.classify(path, top_k=top_k) for path in images}
     if as_json:
         emit_json(

@@ -166,3 +166,17 @@ def model_facts_options(f):
         default=None,
         help="Labels file, one class per line (default: the model's metadata, else --data's class folders).",
     )(f)
+
+
+def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
+    """The runtime's ModelFacts from --labels, --norm, --mean/--std and --data's class folders."""
+    from ..artifact import normalization_from
+    from ..data import class_names
+    from ..labels import read_labels
+    from ..runtime.foreign import ModelFacts
+
+    return ModelFacts(
+        labels=read_labels(labels_path) if labels_path else None,
+        normalization=normalization_from(norm, mean, std),
+        data_labels=class_names(data) if data else None,
+    )

@@ -37,19 +37,20 @@ def _keras_predictor(path: Path, batch_size: int = 256, trust_model: bool = Fals
     return Predictor(path, meta, f"tensorflow {tensorflow().__version__}", predict)
 
 
-def _runtime_predictor(path: Path, num_threads: int | None, device: str | None = None) -> Predictor:
+def _runtime_predictor(path: Path, num_threads: int | None, device: str | None = None, facts=None) -> Predictor:
     from .. import runtime
 
-    model = runtime.load(path, num_threads=num_threads, device=device)
+    model = runtime.load(path, num_threads=num_threads, device=device, facts=facts)
     return Predictor(path, model.metadata, model.backend, model.predict)
 
 
 def load_predictor(
-    path: str | Path, num_threads: int | None = None, device: str | None = None, trust_model: bool = False
+    path: str | Path, num_threads: int | None = None, device: str | None = None, trust_model: bool = False, facts=None
 ) -> Predictor:
     """`device`: None/"cpu", or "edgetpu[:usb:0]" for a .tflite compiled by edgetpu_compiler.
 
     `trust_model`: load a .keras/.h5 whose config names code (see edgecnn.keras_file.load_keras_model).
+    `facts`: labels and normalisation of a .tflite/.onnx without edgecnn metadata (runtime.ModelFacts).
     """
     path = Path(path)
     if not path.is_file():
@@ -57,5 +58,7 @@ def load_predictor(
     if path.suffix in (".keras", ".h5"):
         if device not in (None, "cpu"):
             raise ConfigError(f"{path} is a Keras model, which runs on the CPU; --device {device} needs a compiled .tflite")
+        if facts is not None and facts.given:
+            raise ConfigError(f"{path}: --labels, --norm and --mean/--std are for .tflite/.onnx files without metadata")
         return _keras_predictor(path, trust_model=trust_model)
-    return _runtime_predictor(path, num_threads, device)
+    return _runtime_predictor(path, num_threads, device, facts)

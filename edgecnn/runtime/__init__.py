@@ -8,6 +8,7 @@
 """
 
 from .devices import Device, DeviceError, parse_device
+from .foreign import AssumedModelFacts, ModelFacts
 from .interpreters import find_interpreter, load_interpreter
 from .loaders import LOADERS, load, register_loader
 from .model import RuntimeModel, resolve_metadata
@@ -16,9 +17,11 @@ from .tflite import TFLiteRuntimeModel
 from .tflite_file import TFLiteModel, check_tflite_bytes, load_tflite, read_metadata, read_tflite
 
 __all__ = [
+    "AssumedModelFacts",
     "Device",
     "DeviceError",
     "LOADERS",
+    "ModelFacts",
     "RuntimeModel",
     "TFLiteModel",
     "TFLiteRuntimeModel",

@@ -7,15 +7,16 @@ from typing import Callable, Optional
 
 from ..errors import ConfigError, ModelFileError
 from .devices import parse_device
+from .foreign import ModelFacts
 from .model import PathLike, RuntimeModel
 from .tflite import TFLiteRuntimeModel
 
 
-def _load_onnx(path: PathLike, num_threads: Optional[int] = None) -> RuntimeModel:
+def _load_onnx(path: PathLike, num_threads: Optional[int] = None, facts=None) -> RuntimeModel:
     # Imported on first use: a TFLite-only device needs no onnxruntime.
     from .onnx import OnnxRuntimeModel
 
-    return OnnxRuntimeModel(path, num_threads=num_threads)
+    return OnnxRuntimeModel(path, num_threads=num_threads, facts=facts)
 
 
 #: File suffix -> loader(path, num_threads). Other formats register themselves here.
@@ -26,10 +27,13 @@ def register_loader(suffix: str, loader: Callable[..., RuntimeModel]) -> None:
     LOADERS[suffix.lower()] = loader
 
 
-def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None) -> RuntimeModel:
+def load(
+    path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None, facts: Optional[ModelFacts] = None
+) -> RuntimeModel:
     """Load a model file for inference, choosing the runtime by its suffix.
 
     `device`: None or "cpu", or an Edge TPU ("edgetpu", "edgetpu:usb:0") for a compiled .tflite.
+    `facts`: labels and normalisation of a model without edgecnn metadata (see :class:`ModelFacts`).
     """
     path = Path(path)
     if parse_device(device).is_edgetpu:
@@ -39,7 +43,7 @@ def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str
             )
         if not path.is_file():
             raise ModelFileError(f"{path} does not exist; check the model path")
-        return TFLiteRuntimeModel(path, num_threads=num_threads, device=device)
+        return TFLiteRuntimeModel(path, num_threads=num_threads, device=device, facts=facts)
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise ModelFileError(
@@ -47,4 +51,4 @@ def load(path: PathLike, num_threads: Optional[int] = None, device: Optional[str
         )
     if not path.is_file():
         raise ModelFileError(f"{path} does not exist; check the model path")
-    return loader(path, num_threads=num_threads)
+    return loader(path, num_threads=num_threads, facts=facts) if facts is not None else loader(path, num_threads=num_threads)

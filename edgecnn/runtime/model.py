@@ -23,18 +23,24 @@ PathLike = Union[str, os.PathLike]
 QUANTIZED_DTYPES = ("int8", "uint8", "int16")
 
 
-def resolve_metadata(path: PathLike, embedded: Optional[bytes]) -> ArtifactMetadata:
-    """Metadata embedded in the model file, else the ``<model file>.json`` sidecar."""
+def resolve_metadata(path: PathLike, embedded: Optional[bytes], facts=None) -> Optional[ArtifactMetadata]:
+    """Metadata embedded in the model file, else the ``<model file>.json`` sidecar; None if neither
+    exists (the loader then reads what it can from the file, see :mod:`edgecnn.runtime.foreign`).
+
+    `facts` (:class:`~edgecnn.runtime.foreign.ModelFacts`) are for models without metadata: given
+    for a model that has it, they would contradict it, and are refused.
+    """
     path = Path(path)
     try:
         if embedded is not None:
-            return ArtifactMetadata.from_json(embedded)
-        meta = read_sidecar(path)
+            meta = ArtifactMetadata.from_json(embedded)
+        else:
+            meta = read_sidecar(path)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
-    if meta is None:
-        raise ModelFileError(
-            f"{path} has no edgecnn metadata; export it with `edgecnn export` or put {sidecar_path(path).name} beside it"
+    if meta is not None and facts is not None and facts.given:
+        raise ConfigError(
+            f"{path} carries edgecnn metadata (labels, normalisation); --labels, --norm and --mean/--std are for models without it"
         )
     return meta
 

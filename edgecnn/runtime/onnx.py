@@ -17,6 +17,7 @@ from ..artifact import METADATA_KEY
 from ..errors import MissingDependencyError, ModelFileError, first_line
 from ..fileio import read_model_bytes
 from .filetype import foreign_kind
+from .foreign import ModelFacts, foreign_metadata
 from .interpreters import check_threads
 from .model import RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .onnx_verify import verify_onnx
@@ -77,17 +78,57 @@ def create_session(data: bytes, path: Path, num_threads: Optional[int] = None):
         ) from None
 
 
+def _batch_one(shape) -> tuple:
+    """An ONNX shape with a symbolic batch dimension read as one image."""
+    shape = tuple(shape)
+    return (1, *shape[1:]) if shape and not isinstance(shape[0], int) else shape
+
+
+_PASS_THROUGH = ("Identity", "Cast", "Reshape", "Flatten", "Squeeze", "DequantizeLinear", "QuantizeLinear")
+
+
+def _graph_facts(data: bytes) -> tuple[Optional[str], bool]:
+    """(the op type producing the output, looking through reshapes and casts; whether the graph is
+    quantized), read with the onnx package where it is installed, else (None, False)."""
+    try:
+        import onnx
+    except ImportError:
+        return None, False
+    graph = onnx.load_model_from_string(data).graph  # already checked by verify_onnx
+    quantized = any(
+        n.op_type.startswith("QLinear") or n.op_type.endswith("Integer") or n.op_type == "QuantizeLinear" for n in graph.node
+    )
+    producers = {out: node for node in graph.node for out in node.output}
+    name = graph.output[0].name
+    for _ in range(len(graph.node)):
+        node = producers.get(name)
+        if node is None or node.op_type not in _PASS_THROUGH or not node.input:
+            return (node.op_type if node is not None else None), quantized
+        name = node.input[0]
+    return None, quantized
+
+
 class OnnxRuntimeModel(RuntimeModel):
     """A .onnx classifier with one NHWC image input (batch 1 or any) and one (N, num_classes) output."""
 
-    def __init__(self, path: PathLike, num_threads: Optional[int] = None):
+    def __init__(self, path: PathLike, num_threads: Optional[int] = None, facts: Optional[ModelFacts] = None):
         path = Path(path)
-        session = create_session(_read(path), path, num_threads)
+        data = _read(path)
+        session = create_session(data, path, num_threads)
         try:
             embedded = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         except Exception as exc:
             raise ModelFileError(f"{path}: cannot read the model's metadata ({first_line(exc)})") from None
-        meta = resolve_metadata(path, embedded.encode() if embedded is not None else None)
+        meta = resolve_metadata(path, embedded.encode() if embedded is not None else None, facts)
+        if meta is None:  # an .onnx from elsewhere
+            inputs, outputs = session.get_inputs(), session.get_outputs()
+            if len(inputs) != 1 or len(outputs) != 1:
+                raise ModelFileError(
+                    f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
+                )
+            spec = [TensorSpec(_batch_one(t.shape), _DTYPES.get(t.type, t.type)) for t in (inputs[0], outputs[0])]
+            final, quantized = _graph_facts(data)
+            meta = foreign_metadata(path, "onnx", *spec, final, facts or ModelFacts(), quantized=quantized)
         ort = onnxruntime_module()
         super().__init__(path, meta, f"onnxruntime {ort.__version__} {session.get_providers()[0]}")
         self._session = session

@@ -11,6 +11,7 @@ import numpy as np
 from ..artifact import METADATA_KEY, Quantization
 from ..errors import ConfigError, ModelFileError, first_line
 from .devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu, load_edgetpu_delegate, parse_device
+from .foreign import ModelFacts, foreign_metadata, tflite_labels
 from .interpreters import load_interpreter
 from .model import QUANTIZED_DTYPES, PathLike, RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .preprocess import dequantize, prepare_input
@@ -28,22 +29,68 @@ def _quantization(detail: dict, what: str, path: Path) -> Optional[Quantization]
     return Quantization(dtype, float(scale), int(zero_point))
 
 
+def _spec(detail: dict, what: str, path: Path) -> TensorSpec:
+    shape = tuple(int(x) for x in detail["shape"])
+    return TensorSpec(shape, np.dtype(detail["dtype"]).name, _quantization(detail, what, path))
+
+
+#: Ops that pass a classifier's scores through unchanged in meaning, looked through to the activation.
+_PASS_THROUGH = ("QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE")
+
+
+def _final_activation(parsed) -> Optional[str]:
+    """The op that produces the model's output, looking through quantize/reshape ops (SOFTMAX, LOGISTIC, ...)."""
+    graph = parsed.subgraphs[0]
+    producers = {t: code.name for code, op in parsed.operators(0) for t in op.outputs}
+    inputs_of = {t: op.inputs for _, op in parsed.operators(0) for t in op.outputs}
+    tensor = graph.outputs[0]
+    for _ in range(len(graph.operators)):
+        name = producers.get(tensor)
+        if name not in _PASS_THROUGH or not inputs_of[tensor]:
+            return name
+        tensor = inputs_of[tensor][0]
+    return None
+
+
+def _is_quantized(parsed) -> bool:
+    """Whether the graph computes in integers (an int8 or uint8 tensor feeds an op with weights)."""
+    tensors = parsed.subgraphs[0].tensors
+    return any(
+        code.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+        and any(i >= 0 and tensors[i].dtype in ("int8", "uint8") for i in op.inputs)
+        for code, op in parsed.operators(0)
+    )
+
+
 class TFLiteRuntimeModel(RuntimeModel):
     """A .tflite classifier with a batch-1 image input and one (1, num_classes) output."""
 
-    def __init__(self, path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None):
+    def __init__(
+        self, path: PathLike, num_threads: Optional[int] = None, device: Optional[str] = None, facts: Optional[ModelFacts] = None
+    ):
         path = Path(path)
         parsed = load_tflite(path)
         verify_tflite(parsed, str(path))  # before the metadata: a broken graph is the first thing to say
         delegates, where = _delegates(path, parsed, device)
-        meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
+        meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY), facts)
         interpreter, backend = load_interpreter(parsed.data, num_threads=num_threads, delegates=delegates)
-        super().__init__(path, meta, backend + where)
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(
                 f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
             )
+        if meta is None:  # a .tflite from elsewhere: what the file says, and what the user does
+            meta = foreign_metadata(
+                path,
+                "tflite",
+                _spec(inputs[0], "input", path),
+                _spec(outputs[0], "output", path),
+                _final_activation(parsed),
+                facts or ModelFacts(),
+                tflite_labels(parsed.data),
+                quantized=_is_quantized(parsed),
+            )
+        super().__init__(path, meta, backend + where)
         self._input, self._output = inputs[0], outputs[0]
         shape = tuple(int(x) for x in self._input["shape"])
         with _runtime_errors(path, "prepare"):
@@ -57,11 +104,7 @@ class TFLiteRuntimeModel(RuntimeModel):
         self._check_against_metadata()
 
     def _check_against_metadata(self) -> None:
-        def spec(detail: dict, what: str) -> TensorSpec:
-            shape = tuple(int(x) for x in detail["shape"])
-            return TensorSpec(shape, np.dtype(detail["dtype"]).name, _quantization(detail, what, self.path))
-
-        inp, out = spec(self._input, "input"), spec(self._output, "output")
+        inp, out = _spec(self._input, "input", self.path), _spec(self._output, "output", self.path)
         self.input_quantization, self.output_quantization = check_io(self.path, self.metadata, inp, out)
         self.input_dtype, self.output_dtype = inp.dtype, out.dtype
 

@@ -20,7 +20,13 @@ def artifact_metadata(path: Path) -> ArtifactMetadata:
             f"{path} is not a .tflite file; ARM targets run TFLite artifacts (export with `edgecnn export --int8`)"
         )
     parsed = load_tflite(path)
-    return resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
+    meta = resolve_metadata(path, parsed.metadata.get(METADATA_KEY))
+    if meta is None:
+        raise ModelFileError(
+            f"{path} has no edgecnn metadata; ARM targets validate exported models: export it with `edgecnn export`, "
+            "or validate it on this machine with --labels/--norm"
+        )
+    return meta
 
 
 def labelled_test_images(meta: ArtifactMetadata, data: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
