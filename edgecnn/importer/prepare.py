@@ -22,6 +22,7 @@ def drop_augmentation(graph: Graph) -> list[str]:
     dropped = [n for n in graph.nodes if n.class_name in AUGMENTATION]
     for node in dropped:
         graph.remove(node)
+        log.info("training-only layer %r (%s) dropped: it is identity at inference", node.name, node.class_name)
     return [n.name for n in dropped]
 
 
