@@ -115,6 +115,19 @@ def test_a_keras3_model_with_one_sigmoid_unit_is_a_binary_classifier(digits, tmp
     assert {s["label"] for s in scores} == {"even", "odd"} and sum(s["score"] for s in scores) == pytest.approx(1, abs=1e-5)
 
 
+def test_train_init_goes_on_training_an_imported_model_with_a_new_head(textbook, digits, tmp_path):
+    images, labels, _ = digits
+    folder = user_models.write_folder(tmp_path / "parity", images, labels % 2, ["even", "odd"])
+    one_line_error(invoke("train", "--init", textbook, "--data", folder, "--epochs", 1), "10 classes", "--new-head")
+    out = tmp_path / "tuned"
+    result = invoke("train", "--init", textbook, "--new-head", "--data", folder, "--epochs", 2, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["val_accuracy"] >= 0.9  # BatchNorm re-estimated after training, as for edgecnn's nets
+    meta = json.loads((out / "model.keras.json").read_text())
+    assert meta["labels"] == ["even", "odd"] and meta["source"]["format"] == "keras3" and meta["input_shape"] == [32, 32, 3]
+    assert meta["normalization"]["scale"] == pytest.approx(1 / 255)  # the model's own Rescaling, now outside it
+
+
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory, tf_keras_model, digits):
     """Files made without edgecnn: TF's converter (float, full int8 with uint8 I/O) and tf2onnx."""

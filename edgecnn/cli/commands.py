@@ -69,19 +69,39 @@ def models():
     help="Peak learning rate.",
 )
 @seed_option
+@click.option(
+    "--init",
+    "init_model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Go on training this model (an earlier edgecnn model, or any Keras classifier) instead of a new --arch.",
+)
+@click.option("--new-head", is_flag=True, help="With --init: replace the model's classifier with one for the data's classes.")
+@trust_model_option
 @out_dir_option
 @json_option
-def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, out, as_json):
+def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, init_model, new_head, trust_model, out, as_json):
     """Train a model; writes model.keras, model.keras.json, labels.txt and train.json."""
     from ..data import load_dataset
     from ..train import fit
 
+    if new_head and init_model is None:
+        raise click.UsageError("--new-head replaces the classifier of the --init model; give --init MODEL")
     data = data or RunConfig.data
     out = out or default_out_dir(data)
     config = TrainConfig(arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     with quiet_stdout(as_json):
-        dataset = load_dataset(data, image_size=img_size, seed=seed)
-        result = fit(dataset, config, out)
+        if init_model is None:
+            dataset = load_dataset(data, image_size=img_size, seed=seed)
+            result = fit(dataset, config, out)
+        else:
+            from ..importer.fine_tune import initial_model, with_head
+
+            initial = initial_model(init_model, img_size=img_size, trust_model=trust_model)
+            height, width_px, channels = initial.input_shape
+            dataset = load_dataset(data, image_size=(height, width_px), channels=channels, seed=seed)
+            model = with_head(initial, dataset.labels, new_head)
+            result = fit(dataset, config, out, model=model, initial=initial)
     summary = {
         "model": str(result.model_path),
         "params": result.params,

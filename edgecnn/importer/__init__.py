@@ -91,7 +91,7 @@ class Source:
 
     @property
     def provenance(self) -> dict:
-        return {"path": str(self.path), "format": self.format, "sha256": self.sha256}
+        return {"path": str(self.path.resolve()), "format": self.format, "sha256": self.sha256}
 
 
 def read_source(path: str | Path, trust_model: bool = False) -> Source:

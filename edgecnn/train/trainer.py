@@ -43,11 +43,20 @@ def _augmenter(tf, shape, shift: float, seed: int):
     return augment
 
 
-def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None, model=None) -> TrainResult:
+def fit(
+    dataset,
+    config: TrainConfig = TrainConfig(),
+    out_dir: str | Path | None = None,
+    model=None,
+    initial=None,
+) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
     `model` replaces the registered architecture with a Keras model built elsewhere
     (benchmark baselines); its logits output must match the data set's classes.
+    `initial` (:class:`edgecnn.importer.fine_tune.Initial`) goes on training an earlier or
+    imported model: `model` is then that model (with its head for these classes), and the
+    pixels are normalised as it was trained.
     Writes ``model.keras``, ``model.keras.json`` (artifact metadata), ``labels.txt`` and
     ``train.json`` to `out_dir` when given.
     """
@@ -67,8 +76,9 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
     if model is None:
         model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
 
-    x_train = dataset.normalization.apply(dataset.train.images)
-    x_val = dataset.normalization.apply(dataset.val.images)
+    normalization = initial.normalization if initial is not None else dataset.normalization
+    x_train = normalization.apply(dataset.train.images)
+    x_val = normalization.apply(dataset.val.images)
     y_train, y_val = dataset.train.labels, dataset.val.labels
 
     steps = int(np.ceil(len(x_train) / config.batch_size)) * config.epochs
@@ -108,10 +118,11 @@ def fit(dataset, config: TrainConfig = TrainConfig(), out_dir: str | Path | None
         precision="float32",
         labels=dataset.labels,
         input_shape=shape,
-        normalization=dataset.normalization,
-        arch=config.arch,
+        normalization=normalization,
+        arch=initial.arch if initial is not None else config.arch,
         dataset=dataset.name,
         data_seed=dataset.seed,
+        source=initial.source if initial is not None else None,
     )
     result = TrainResult(
         model_path=Path(out_dir) / "model.keras" if out_dir else Path(),
