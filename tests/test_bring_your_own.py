@@ -93,6 +93,9 @@ def test_a_tf_keras_model_saved_as_h5_or_savedmodel_exports_and_validates(tf_ker
     for name in ("model_int8.tflite", "model_int8.onnx"):
         report = validated(out / name, "--reference", out / "folded.keras")
         assert report["agreement"] >= 0.97 and report["accuracy"] >= 0.7, report
+    result = invoke("fold", source, "-o", tmp_path / "fold" / "folded.keras", "--data", folder)
+    assert result.exit_code == 0 and "3 BatchNorm layers folded" in result.stdout, result.output
+    assert (tmp_path / "fold" / "imported.keras.json").is_file()
 
 
 def test_a_keras3_model_with_one_sigmoid_unit_is_a_binary_classifier(digits, tmp_path):

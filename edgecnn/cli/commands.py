@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..export.targets import export_targets
-from ..nets import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from ..run import RunConfig, default_out_dir
 from ..train.config import TrainConfig
 from .app import echo, emit_json, main, quiet_stdout
@@ -21,6 +20,7 @@ from .options import (
     epochs_option,
     formats_option,
     img_size_option,
+    import_options,
     io_option,
     json_option,
     max_drop_option,
@@ -120,7 +120,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 
 
 @main.command()
-@click.argument("model", type=file_path)
+@click.argument("model", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -129,18 +129,47 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
     help="Folded model [default: folded.keras beside MODEL].",
 )
 @data_option
+@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None, help="Images to verify the fold on.")
 @trust_model_option
-def fold(model, output, data, trust_model):
-    """Fold BatchNorm layers into the preceding convolutions and verify the result."""
+@import_options
+def fold(model, output, data, calib_path, trust_model, labels_path, norm, mean, std, img_size, fix_bn):
+    """Fold BatchNorm layers into the preceding convolutions and verify the result.
+
+    MODEL is an edgecnn .keras or any Keras classifier (imported as by `export`, which then
+    writes imported.keras beside the folded model).
+    """
+    from ..artifact import read_sidecar
     from ..export import ExportOptions
     from ..export.pipeline import calibration_for
     from ..fold import VERIFY_SAMPLES, fold_file
-    from ..keras_file import metadata_for
 
     output = output or model.with_name("folded.keras")
-    meta = metadata_for(model)
-    samples = calibration_for(meta, ExportOptions(calib_size=VERIFY_SAMPLES, data=data))
-    result = fold_file(model, output, meta.normalization.apply(samples.images), meta, trust_model=trust_model)
+    meta = read_sidecar(model) if model.is_file() else None
+    options = ExportOptions(
+        # An edgecnn model only needs images to verify the fold; an imported one may need its BatchNorm re-estimated.
+        calib_size=VERIFY_SAMPLES if meta is not None else ExportOptions.calib_size,
+        calib_path=calib_path,
+        data=data,
+        trust_model=trust_model,
+        labels_path=labels_path,
+        norm=norm,
+        mean=mean,
+        std=std,
+        img_size=img_size,
+        fix_bn=fix_bn,
+    )
+    if meta is not None:
+        samples = calibration_for(meta, options)
+        result = fold_file(model, output, meta.normalization.apply(samples.images), meta, trust_model=trust_model)
+    else:
+        from ..fileio import staged_folder
+        from ..importer.export_step import import_model
+
+        with staged_folder(output.parent) as stage:
+            imported = import_model(model, stage, options, lambda m: calibration_for(m, options))
+            pixels = imported.metadata.normalization.apply(imported.calibration.images)
+            result = fold_file(imported.path, stage / output.name, pixels, imported.metadata, model=imported.model)
+        echo(f"imported {imported.report['source']['format']} model -> {output.parent / imported.path.name}")
     for linear, bn in result.folded:
         echo(f"folded {bn} into {linear}")
     for bn, reason in result.kept:
@@ -175,14 +204,7 @@ def fold(model, output, data, trust_model):
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )
 @trust_model_option
-@model_facts_options
-@click.option(
-    "--img-size",
-    type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
-    default=None,
-    help="Input size, for a model that takes images of any size.",
-)
-@click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")
+@import_options
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder]."
 )

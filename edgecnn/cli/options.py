@@ -168,6 +168,18 @@ def model_facts_options(f):
     )(f)
 
 
+def import_options(f):
+    """For a Keras model edgecnn did not train: what it may not say, its input size, BatchNorm repair."""
+    f = click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")(f)
+    f = click.option(
+        "--img-size",
+        type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
+        default=None,
+        help="Input size, for a model that takes images of any size.",
+    )(f)
+    return model_facts_options(f)
+
+
 def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
     """The runtime's ModelFacts from --labels, --norm, --mean/--std and --data's class folders."""
     from ..artifact import normalization_from
