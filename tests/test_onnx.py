@@ -325,8 +325,12 @@ def test_runtime_threads_and_metadata_sources(onnx_run, tmp_path):
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     bare.write_bytes(proto.SerializeToString())
-    with pytest.raises(ModelFileError, match="has no edgecnn metadata"):
-        runtime.load(bare)
+    # Without metadata it is a file from elsewhere: read from the file, the rest assumed out loud.
+    with pytest.warns(runtime.AssumedModelFacts, match="no edgecnn metadata: assuming classes named 0..9"):
+        foreign = runtime.load(bare)
+    assert foreign.metadata.labels == tuple(map(str, range(10))) and foreign.metadata.precision == "int8"
+    pixels = np.random.default_rng(0).integers(0, 256, (3, *foreign.input_shape), dtype=np.uint8)
+    np.testing.assert_allclose(foreign.predict(pixels), runtime.load(tmp_path / "embedded.onnx").predict(pixels), atol=1e-6)
     meta = read_sidecar(out / "model_int8.onnx")
     bare.with_suffix(".json").write_text(meta.to_json())
     assert runtime.load(bare).metadata == meta

@@ -392,8 +392,11 @@ def test_pixel_shape_and_dtype_errors(models):
 def test_missing_metadata_and_sidecar_fallback(models, tmp_path):
     raw = tmp_path / "raw.tflite"
     raw.write_bytes(models["float_bytes"])
-    with pytest.raises(ModelFileError, match=r"has no edgecnn metadata.*raw\.tflite\.json beside it"):
-        runtime.load(raw)
+    with pytest.warns(runtime.AssumedModelFacts, match="raw.tflite has no edgecnn metadata: assuming classes named"):
+        foreign = runtime.load(raw)  # a file from elsewhere: what it says, and the rest assumed out loud
+    assert foreign.metadata.labels == tuple(str(i) for i in range(len(LABELS))) and foreign.metadata.format == "tflite"
+    facts = runtime.ModelFacts(labels=LABELS, normalization=models["meta_float"].normalization)
+    assert runtime.load(raw, facts=facts).metadata.labels == LABELS
     write_sidecar(raw, models["meta_float"].replace(labels=("x", "y", "z")))
     model = runtime.load(raw)
     assert model.labels == ("x", "y", "z")
