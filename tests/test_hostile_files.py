@@ -228,4 +228,5 @@ def test_fuzz_script_writes_json_and_markdown(tmp_path, exported_run):
     fuzz_models.main(["--cases", "20", "--models", str(models), "--out", str(tmp_path / "results")])
     report = json.loads((tmp_path / "results" / "fuzz_models.json").read_text())
     assert report["summary"][".tflite"]["cases"] == 20
-    assert "| .tflite | 20 |" in (tmp_path / "results" / "fuzz_models.md").read_text()
+    assert "| .tflite | 20 | " in (tmp_path / "results" / "fuzz_models.md").read_text()
+    assert 0 < report["summary"][".tflite"]["without_metadata"] < 20  # both loading paths are fuzzed
