@@ -13,6 +13,7 @@ from .app import echo, emit_json, main, quiet_stdout
 from .options import (
     arch_option,
     calib_method_option,
+    calib_option,
     calib_size_option,
     data_option,
     device_option,
@@ -129,7 +130,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
     help="Folded model [default: folded.keras beside MODEL].",
 )
 @data_option
-@click.option("--calib", "calib_path", type=click.Path(path_type=Path), default=None, help="Images to verify the fold on.")
+@calib_option
 @trust_model_option
 @import_options
 def fold(model, output, data, calib_path, trust_model, labels_path, norm, mean, std, img_size, fix_bn):
@@ -185,13 +186,7 @@ def fold(model, output, data, calib_path, trust_model, labels_path, norm, mean, 
 @click.option("--int8", is_flag=True, help="Also write a full-integer int8 model.")
 @formats_option()
 @io_option
-@click.option(
-    "--calib",
-    "calib_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Calibration images: a folder or a uint8 .npy/.npz.",
-)
+@calib_option
 @calib_size_option
 @calib_method_option
 @onnx_format_option

@@ -47,6 +47,13 @@ calib_size_option = click.option(
     type=click.IntRange(min=1),
     help="Calibration images drawn from the training split.",
 )
+calib_option = click.option(
+    "--calib",
+    "calib_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Calibration images (unlabeled): a folder or a uint8 .npy/.npz.",
+)
 max_drop_option = click.option(
     "--max-drop",
     default=RunConfig.max_drop,
