@@ -226,3 +226,17 @@ def test_what_a_file_from_elsewhere_is_taken_to_mean():
         _foreign(TensorSpec((1, 3, 8, 8), "float32"), TensorSpec((1, 5), "float32"))
     with pytest.raises(ModelFileError, match="names 2"):
         _foreign(TensorSpec((1, 8, 8, 3), "float32"), TensorSpec((1, 5), "float32"), facts=facts)
+
+
+def test_a_tf_keras_mobilenet_v3_with_tf_op_layers_is_rebuilt_exactly(tmp_path):
+    from edgecnn.importer import input_shape, max_difference, rebuild
+    from edgecnn.tf import keras
+
+    # Hard-swish is `x * relu6(x + 3) / 6` on Keras tensors: TFOpLambda layers with constant and tensor operands.
+    keras().applications.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4).save(tmp_path / "mnv3.keras")
+    source = read_source(tmp_path / "mnv3.keras")
+    assert "TFOpLambda" in {n.class_name for n in source.graph.nodes}
+    assert source.normalization == Normalization(1 / 127.5, -1.0) and (source.output, source.activation) == ("logits", "softmax")
+    model = rebuild(source, input_shape(source))
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    assert max_difference(source, model, Normalization(1.0, 0.0), source.normalization, pixels) < 1e-5

@@ -11,7 +11,7 @@ Reading configs as JSON rather than walking a live model keeps Keras 3 internals
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -41,6 +41,9 @@ class Node:
     config: dict
     inputs: list[str]
     weights: list[np.ndarray] = field(default_factory=list)
+    #: Keyword arguments of the call, tensors among them as ``{"__tensor__": name}``
+    #: (a TFOpLambda's ``y`` in ``x * y`` or ``x + 3.0``).
+    kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Graph:
         return next(n for n in self.nodes if n.name == name)
 
     def consumers(self, name: str) -> list[Node]:
-        return [n for n in self.nodes if name in n.inputs]
+        return [n for n in self.nodes if name in n.inputs or name in _kwarg_tensors(n.kwargs)]
 
     def remove(self, node: Node) -> None:
         """Drop a one-input layer, connecting its consumers (and the output) to its input."""
@@ -60,8 +63,57 @@ class Graph:
         self.nodes.remove(node)
         for other in self.nodes:
             other.inputs = [source if i == node.name else i for i in other.inputs]
+            other.kwargs = _renamed(other.kwargs, {node.name: source})
         if self.output == node.name:
             self.output = source
+
+
+def _kwarg_tensors(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return [value["__tensor__"]]
+        return [n for v in value.values() for n in _kwarg_tensors(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _kwarg_tensors(v)]
+    return []
+
+
+def _renamed(value: Any, names: dict) -> Any:
+    """`value` with tensor references renamed (layers taken out, nested inputs)."""
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return {"__tensor__": names.get(value["__tensor__"], value["__tensor__"])}
+        return {k: _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
+
+
+def _as_refs(value: Any) -> Any:
+    """Call kwargs with tensor entries (either Keras's encoding) as ``{"__tensor__": name}``."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return {"__tensor__": value["config"]["keras_history"][0]}
+        return {k: _as_refs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) == 3 and isinstance(value[0], str) and all(isinstance(i, int) for i in value[1:]):
+            return {"__tensor__": value[0]}
+        return [_as_refs(v) for v in value]
+    return value
+
+
+def _resolved(value: Any, tensors: dict) -> Any:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        return {k: _resolved(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, tensors) for v in value]
+    return value
+
+
+#: Call arguments that change what a layer computes at inference; an import runs inference.
+_TRAINING_KWARGS = ("training", "mask")
 
 
 def _tensor_sources(args: Any) -> list[str]:
@@ -140,8 +192,16 @@ def _functional(config: dict, path: list[str], feed, weights_of, where: str):
             raise ModelFileError(
                 f"{where}: {_layer_label(entry)} is called {len(calls)} times; edgecnn needs each layer used once"
             )
-        sources = [renamed.get(s, s) for s in _tensor_sources(calls[0])]
-        inner, out = _entry_nodes(entry, path, sources, weights_of, where)
+        call = calls[0]
+        if isinstance(call, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+            sources, kwargs = _tensor_sources(call.get("args", [])), call.get("kwargs") or {}
+        else:  # tf_keras: [[name, node, tensor, kwargs], ...], or one such entry unwrapped
+            call = [call] if call and isinstance(call[0], str) else call
+            sources = [e[0] for e in call]
+            kwargs = (call[0][3] if len(call[0]) > 3 else None) or {}
+        sources = [renamed.get(s, s) for s in sources]
+        kwargs = _renamed(_as_refs({k: v for k, v in kwargs.items() if k not in _TRAINING_KWARGS}), renamed)
+        inner, out = _entry_nodes(entry, path, sources, weights_of, where, kwargs)
         nodes += inner
         renamed[name] = out
     outputs = _tensor_sources(config["output_layers"])
@@ -150,13 +210,13 @@ def _functional(config: dict, path: list[str], feed, weights_of, where: str):
     return nodes, renamed.get(outputs[0], outputs[0])
 
 
-def _entry_nodes(entry: dict, path: list[str], sources: list[str], weights_of, where: str):
+def _entry_nodes(entry: dict, path: list[str], sources: list[str], weights_of, where: str, kwargs=None):
     name = entry["config"]["name"]
     if entry["class_name"] in MODELS:  # a nested model is inlined, its layers named as they are
         if len(sources) != 1:
             raise ModelFileError(f"{where}: nested model {name!r} takes {len(sources)} inputs; edgecnn takes one")
         return _model_nodes(entry, [*path, name], sources[0], weights_of, where)
-    node = Node(name, entry["class_name"], dict(entry["config"]), sources, list(weights_of([*path, name])))
+    node = Node(name, entry["class_name"], dict(entry["config"]), sources, list(weights_of([*path, name])), kwargs or {})
     return [node], name
 
 
@@ -197,9 +257,10 @@ def build(graph: Graph, keras, input_shape: Optional[tuple] = None):
             model_input = tensors[node.name] = keras.Input(shape, name=node.name)
             continue
         try:
-            layer = getattr(keras.layers, node.class_name).from_config(node.config)
+            # deserialize knows every built-in class (TFOpLambda is not in keras.layers); the config passed the allow-list.
+            layer = keras.layers.deserialize({"class_name": node.class_name, "config": node.config})
             args = [tensors[i] for i in node.inputs]
-            tensors[node.name] = layer(args if len(args) > 1 else args[0])
+            tensors[node.name] = layer(args if len(args) > 1 else args[0], **_resolved(node.kwargs, tensors))
             if node.weights:
                 layer.set_weights(node.weights)
         except ModelFileError:
@@ -211,7 +272,3 @@ def build(graph: Graph, keras, input_shape: Optional[tuple] = None):
                 f"cannot rebuild layer {node.name!r} ({node.class_name}) in tf_keras ({type(exc).__name__}: {first_line(exc, 160)})"
             ) from None
     return keras.Model(model_input, tensors[graph.output])
-
-
-def copy(graph: Graph) -> Graph:
-    return Graph([replace(n, config=dict(n.config), inputs=list(n.inputs)) for n in graph.nodes], graph.output)

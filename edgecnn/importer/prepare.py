@@ -13,6 +13,9 @@ from .graph import AUGMENTATION, Graph
 
 log = logging.getLogger(__name__)
 
+#: Layers between a classifier's last Dense/Conv2D and its output that keep the class count.
+_PASS_THROUGH = ("Flatten", "Reshape", "Dropout", "SpatialDropout2D")
+
 #: Normalization's floor on the standard deviation, as both Keras versions apply it.
 _STD_FLOOR = 1e-7
 
@@ -84,6 +87,12 @@ def take_head(graph: Graph) -> tuple[str, int, Optional[str]]:
         graph.remove(node)
         node = graph.node(graph.output)
     elif node.config.get("activation") in ("softmax", "sigmoid"):
+        activation = node.config["activation"]
+        node.config["activation"] = "linear"
+    # The layer that sets the class count, looking through reshapes (MobileNetV3 ends Conv2D 1x1 -> Flatten).
+    while node.class_name in _PASS_THROUGH and len(node.inputs) == 1:
+        node = graph.node(node.inputs[0])
+    if activation is None and node.config.get("activation") in ("softmax", "sigmoid"):
         activation = node.config["activation"]
         node.config["activation"] = "linear"
     units = node.config.get("units") or node.config.get("filters")
