@@ -222,6 +222,8 @@ def test_what_a_file_from_elsewhere_is_taken_to_mean():
     facts = ModelFacts(labels=("no", "yes"), normalization=Normalization(2 / 255, -1.0))
     meta, said = _foreign(TensorSpec((1, 8, 8, 1), "float32"), TensorSpec((1, 1), "float32"), None, facts)
     assert meta.output == "binary_logit" and meta.labels == ("no", "yes") and not said
+    with pytest.raises(ModelFileError, match="up to 8192 px"):  # found by the fuzz: a 64 GiB input
+        _foreign(TensorSpec((1, 16, 2147483647, 1), "uint8", q), TensorSpec((1, 5), "uint8", q))
     with pytest.raises(ModelFileError, match="NCHW"):
         _foreign(TensorSpec((1, 3, 8, 8), "float32"), TensorSpec((1, 5), "float32"))
     with pytest.raises(ModelFileError, match="names 2"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..artifact import MAX_LABELS, ArtifactMetadata, Normalization
+from ..artifact import MAX_LABELS, MAX_SIDE, ArtifactMetadata, Normalization
 from ..errors import ModelFileError
 from .model import QUANTIZED_DTYPES, TensorSpec
 
@@ -54,6 +54,8 @@ def foreign_metadata(
     shape = tuple(inp.shape)
     if len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
         raise ModelFileError(f"{path} takes input of shape {shape}; edgecnn runs image classifiers taking (1, H, W, C)")
+    if max(shape[1:3]) > MAX_SIDE:
+        raise ModelFileError(f"{path} takes {shape[1]}x{shape[2]} images; edgecnn runs classifiers up to {MAX_SIDE} px a side")
     if shape[3] not in (1, 3):
         hint = " (channels first, NCHW: convert it to NHWC)" if shape[1] in (1, 3) else ""
         raise ModelFileError(f"{path} takes input {shape}{hint}; edgecnn takes (1, height, width, 1 or 3) images")
