@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from .artifact import ArtifactMetadata, read_sidecar
 from .errors import ModelFileError, first_line
@@ -20,24 +21,38 @@ def load_keras_model(path: str | os.PathLike, custom_objects: Optional[Mapping[s
     building it would run that code. `trust_model=True` is for files you trust: it loads
     them as Keras would, with ``safe_mode=False``.
     """
-    from .keras_config import TRUST_HINT, read_model_config, refusal
-
     path = Path(path)
     if not (path.is_file() or path.is_dir()):
         raise ModelFileError(f"model file not found: {path}")
     if trust_model:
         return _load(path, path, custom_objects, trust_model)
-    # Checked and loaded from one private copy: a file swapped after the check is never built.
+    with private_copy(path) as copy:
+        checked_config(copy, path, custom_objects=tuple(custom_objects or ()))
+        return _load(copy, path, custom_objects, trust_model)
+
+
+@contextlib.contextmanager
+def private_copy(path: Path) -> Iterator[Path]:
+    """A copy of a model file (or SavedModel folder) in a private folder, to check and load from one
+    set of bytes: a file swapped after the check is never built."""
     with tempfile.TemporaryDirectory(prefix="edgecnn-model-") as private:
         copy = Path(private) / path.name
         try:
             shutil.copytree(path, copy) if path.is_dir() else shutil.copyfile(path, copy)
         except (OSError, shutil.Error, RecursionError) as exc:
             raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
-        problem = refusal(read_model_config(copy, label=path), custom_objects=tuple(custom_objects or ()))
-        if problem:
-            raise ModelFileError(f"{path}: {problem}; {TRUST_HINT}")
-        return _load(copy, path, custom_objects, trust_model)
+        yield copy
+
+
+def checked_config(copy: Path, label: Path, custom_objects=()) -> dict:
+    """The model config of `copy`, refused with one line (naming `label`) if building it could run code."""
+    from .keras_config import TRUST_HINT, read_model_config, refusal
+
+    config = read_model_config(copy, label=label)
+    problem = refusal(config, custom_objects=custom_objects)
+    if problem:
+        raise ModelFileError(f"{label}: {problem}; {TRUST_HINT}")
+    return config
 
 
 def _load(path: Path, label: Path, custom_objects, trust_model: bool):

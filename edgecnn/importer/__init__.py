@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +146,8 @@ def _check_layers(graph: graphs.Graph, path: Path) -> None:
 
 def _load_keras3(path: Path, trust_model: bool):
     """A Keras 3 model, from a private copy whose config passed the check (Keras 3's safe mode is not enough)."""
-    from ..keras_config import TRUST_HINT, read_model_config, refusal
+    from ..keras_config import read_model_config
+    from ..keras_file import checked_config, private_copy
 
     try:
         import keras
@@ -158,17 +157,8 @@ def _load_keras3(path: Path, trust_model: bool):
         raise ConfigError(
             f"{path} was saved by Keras 3 but the keras package here is {keras.__version__}; pip install 'keras>=3'"
         )
-    with tempfile.TemporaryDirectory(prefix="edgecnn-model-") as private:
-        copy = Path(private) / path.name
-        try:
-            shutil.copyfile(path, copy)
-        except OSError as exc:
-            raise ModelFileError(f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions") from None
-        config = read_model_config(copy, label=path)
-        if not trust_model:
-            problem = refusal(config)
-            if problem:
-                raise ModelFileError(f"{path}: {problem}; {TRUST_HINT}")
+    with private_copy(path) as copy:
+        config = read_model_config(copy, label=path) if trust_model else checked_config(copy, path)
         try:
             model = keras.saving.load_model(str(copy), compile=False, safe_mode=not trust_model)
         except Exception as exc:  # Keras raises many types for a file it cannot build
@@ -204,9 +194,10 @@ def rebuild(source: Source, shape: tuple[int, int, int]):
 
 
 def _activate(outputs: np.ndarray, activation: Optional[str]) -> np.ndarray:
+    from ..runtime.preprocess import softmax
+
     if activation == "softmax":
-        e = np.exp(outputs - outputs.max(-1, keepdims=True))
-        return e / e.sum(-1, keepdims=True)
+        return softmax(outputs)
     if activation == "sigmoid":
         return 1.0 / (1.0 + np.exp(-outputs))
     return outputs
