@@ -68,6 +68,19 @@ def _load(path: Path, label: Path, custom_objects, trust_model: bool):
     return model
 
 
+def save_with_metadata(model, path: str | os.PathLike, meta: ArtifactMetadata) -> Path:
+    """A Keras model and its sidecar, written so that both are new or neither is."""
+    from .artifact import sidecar_path
+    from .fileio import atomic_paths, json_bytes
+
+    path = Path(path)
+    # Keras chooses the file format from the suffix: the temporary file keeps .keras (atomic_paths does).
+    with atomic_paths(path, sidecar_path(path)) as (tmp, sidecar):
+        model.save(tmp)
+        sidecar.write_bytes(json_bytes(meta.to_dict()))
+    return path
+
+
 def metadata_for(path: str | os.PathLike) -> ArtifactMetadata:
     """The ``.json`` metadata beside a model written by `edgecnn train` (or fold)."""
     path = Path(path)

@@ -11,7 +11,7 @@ from .. import __version__
 from ..artifact import ArtifactMetadata, read_sidecar
 from ..errors import ConfigError
 from ..fileio import sha256_file, staged_folder, unstaged, write_json
-from ..keras_file import load_with_metadata
+from ..keras_file import load_keras_model
 from .options import ExportOptions
 from .targets import target_exporter
 
@@ -72,7 +72,7 @@ def export_model(
     out = Path(out_dir) if out_dir else model_path.parent
     own = read_sidecar(model_path) if model_path.is_file() else None
     if own is not None:
-        model, meta = load_with_metadata(model_path, trust_model=options.trust_model)
+        model, meta = load_keras_model(model_path, trust_model=options.trust_model), own
         calibration = calibration_for(meta, options)
     started = time.perf_counter()
 

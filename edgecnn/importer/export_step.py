@@ -65,8 +65,6 @@ def labels_for(classes: int, labels_path: Optional[Path], data: Optional[str]) -
         return tuple(str(i) for i in range(classes)), "0..N-1"
     if len(labels) != classes:
         raise ConfigError(f"{origin} names {len(labels)} classes but the model has {classes}; give one label per class")
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"{origin} names a class twice; labels must be distinct")
     return labels, origin
 
 
@@ -129,9 +127,9 @@ def import_model(path: Path, out: Path, options, calibration_for) -> Imported:
             "pass --fix-bn to re-estimate them on these images"
         )
     if stale or (options.fix_bn and mismatch):
-        before_top1 = _top1(model, inputs)
+        before_top1 = _top1(model, inputs, source.output)
         reestimate_bn_statistics(model, inputs)
-        after_top1 = _top1(model, inputs)
+        after_top1 = _top1(model, inputs, source.output)
         bn["fixed"] = True
         bn["agreement_before_after"] = round(float((before_top1 == after_top1).mean()), 4)
         labels_known = calibration.labels is not None
@@ -146,8 +144,9 @@ def import_model(path: Path, out: Path, options, calibration_for) -> Imported:
             100 * bn["agreement_before_after"],
             f"; accuracy {100 * bn['accuracy_before']:.1f}% -> {100 * bn['accuracy_after']:.1f}%" if labels_known else "",
         )
-    target = out / IMPORTED_NAME
-    _save(model, meta, target)
+    from ..keras_file import save_with_metadata
+
+    target = save_with_metadata(model, out / IMPORTED_NAME, meta)
     report = {
         "source": source.provenance,
         "rebuilt_max_abs_difference": difference,
@@ -178,18 +177,8 @@ def _badness(m: dict) -> float:
     return max(m["mean_shift"] / MAX_MEAN_SHIFT, abs(np.log(max(m["variance_ratio"], 1e-12))) / np.log(MAX_VARIANCE_RATIO))
 
 
-def _top1(model, inputs: np.ndarray) -> np.ndarray:
+def _top1(model, inputs: np.ndarray, kind: str) -> np.ndarray:
     from ..runtime.preprocess import top_class
 
     outputs = np.concatenate([np.asarray(model(inputs[i : i + 256], training=False)) for i in range(0, len(inputs), 256)])
-    kind = "binary_logit" if outputs.shape[-1] == 1 else "logits"
     return top_class(outputs, kind)
-
-
-def _save(model, meta: ArtifactMetadata, path: Path) -> None:
-    from ..artifact import sidecar_path
-    from ..fileio import atomic_paths, json_bytes
-
-    with atomic_paths(path, sidecar_path(path)) as (tmp, sidecar):
-        model.save(tmp)
-        sidecar.write_bytes(json_bytes(meta.to_dict()))

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..artifact import ArtifactMetadata, sidecar_path
+from ..artifact import ArtifactMetadata
 from ..errors import DataError, VerificationError
 from ..fileio import staged_folder, write_bytes, write_json
+from ..keras_file import save_with_metadata
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 
@@ -147,9 +148,7 @@ def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: 
 
 
 def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
-    model_path = out / result.model_path.name
-    model.save(model_path)
-    write_json(sidecar_path(model_path), result.metadata.to_dict())
+    save_with_metadata(model, out / result.model_path.name, result.metadata)
     write_bytes(out / "labels.txt", ("\n".join(dataset.labels) + "\n").encode())
     write_json(
         out / "train.json",
