@@ -166,35 +166,34 @@ def test_hostile_metadata_is_one_line(harness, tmp_path, int8_tflite, change, ph
     _refused(harness, tmp_path, _with_metadata(int8_tflite, text), "metadata", phrase)
 
 
-def test_onnx_external_data_and_invalid_graphs_are_refused(harness, tmp_path, onnx_models):
+def _external_data_onnx(path) -> bytes:
+    """The model at `path` with its first weights moved to an "external data file": /etc/passwd."""
     import onnx
 
-    model = onnx.load(str(onnx_models[0]))
+    model = onnx.load(str(path))
     tensor = model.graph.initializer[0]
     tensor.data_location = onnx.TensorProto.EXTERNAL
     entry = tensor.external_data.add()
     entry.key, entry.value = "location", "/etc/passwd"
     tensor.ClearField("raw_data")
-    _refused(harness, tmp_path, model.SerializeToString(), "external data", suffix=".onnx")
+    return model.SerializeToString()
+
+
+def test_onnx_external_data_and_invalid_graphs_are_refused(harness, tmp_path, onnx_models):
+    import onnx
+
+    _refused(harness, tmp_path, _external_data_onnx(onnx_models[0]), "external data", suffix=".onnx")
     model = onnx.load(str(onnx_models[0]))
     model.graph.node[0].input[0] = "nowhere"
     _refused(harness, tmp_path, model.SerializeToString(), "not a valid ONNX model", suffix=".onnx")
 
 
 def test_graph_statistics_never_follow_external_data(tmp_path, onnx_models):
-    import onnx
-
     from edgecnn.errors import ModelFileError
     from edgecnn.evaluate.graph_stats import graph_stats
 
-    model = onnx.load(str(onnx_models[0]))
-    tensor = model.graph.initializer[0]
-    tensor.data_location = onnx.TensorProto.EXTERNAL
-    entry = tensor.external_data.add()
-    entry.key, entry.value = "location", "/etc/passwd"
-    tensor.ClearField("raw_data")
     path = tmp_path / "model.onnx"
-    path.write_bytes(model.SerializeToString())
+    path.write_bytes(_external_data_onnx(onnx_models[0]))
     with pytest.raises(ModelFileError, match="external data"):
         graph_stats(path)
     assert graph_stats(onnx_models[0]).macs > 0

@@ -133,7 +133,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
 @calib_option
 @trust_model_option
 @import_options
-def fold(model, output, data, calib_path, trust_model, labels_path, norm, mean, std, img_size, fix_bn):
+def fold(model, output, data, calib_path, trust_model, import_fields):
     """Fold BatchNorm layers into the preceding convolutions and verify the result.
 
     MODEL is an edgecnn .keras or any Keras classifier (imported as by `export`, which then
@@ -152,12 +152,7 @@ def fold(model, output, data, calib_path, trust_model, labels_path, norm, mean, 
         calib_path=calib_path,
         data=data,
         trust_model=trust_model,
-        labels_path=labels_path,
-        norm=norm,
-        mean=mean,
-        std=std,
-        img_size=img_size,
-        fix_bn=fix_bn,
+        **import_fields,
     )
     if meta is not None:
         samples = calibration_for(meta, options)
@@ -217,12 +212,7 @@ def export(
     data,
     target,
     trust_model,
-    labels_path,
-    norm,
-    mean,
-    std,
-    img_size,
-    fix_bn,
+    import_fields,
     out,
     as_json,
 ):
@@ -245,12 +235,7 @@ def export(
         dynamic_batch=dynamic_batch,
         target=target,
         trust_model=trust_model,
-        labels_path=labels_path,
-        norm=norm,
-        mean=mean,
-        std=std,
-        img_size=img_size,
-        fix_bn=fix_bn,
+        **import_fields,
     )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -175,16 +176,30 @@ def model_facts_options(f):
     )(f)
 
 
+#: The ExportOptions fields import_options sets.
+IMPORT_FIELDS = ("labels_path", "norm", "mean", "std", "img_size", "fix_bn")
+
+
 def import_options(f):
-    """For a Keras model edgecnn did not train: what it may not say, its input size, BatchNorm repair."""
-    f = click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")(f)
-    f = click.option(
+    """For a Keras model edgecnn did not train: what it may not say, its input size, BatchNorm repair.
+
+    The command receives them as one ``import_fields`` dict of ExportOptions fields.
+    """
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        return f(*args, import_fields={name: kwargs.pop(name) for name in IMPORT_FIELDS}, **kwargs)
+
+    command = click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")(
+        command
+    )
+    command = click.option(
         "--img-size",
         type=click.IntRange(min=MIN_INPUT_SIZE, max=MAX_INPUT_SIZE),
         default=None,
         help="Input size, for a model that takes images of any size.",
-    )(f)
-    return model_facts_options(f)
+    )(command)
+    return model_facts_options(command)
 
 
 def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
