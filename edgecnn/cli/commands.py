@@ -22,6 +22,7 @@ from .options import (
     formats_option,
     img_size_option,
     import_options,
+    int8_options,
     io_option,
     json_option,
     max_drop_option,
@@ -195,6 +196,7 @@ def fold(model, output, data, calib_path, trust_model, import_fields):
 )
 @trust_model_option
 @import_options
+@int8_options
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder [default: MODEL's folder]."
 )
@@ -213,6 +215,7 @@ def export(
     target,
     trust_model,
     import_fields,
+    int8_fields,
     out,
     as_json,
 ):
@@ -236,6 +239,7 @@ def export(
         target=target,
         trust_model=trust_model,
         **import_fields,
+        **int8_fields,
     )
     with quiet_stdout(as_json):
         result = export_model(model, out, options)
@@ -244,9 +248,16 @@ def export(
         for a in result.artifacts
     ]
     imported = {"path": str(result.imported_path), **result.import_report} if result.imported_path else None
+    steps = [step.to_dict() for step in result.int8_steps]
     if as_json:
         emit_json(
-            {"imported": imported, "folded": str(result.folded_path) if result.folded_path else None, "artifacts": artifacts}
+            {
+                "imported": imported,
+                "folded": str(result.folded_path) if result.folded_path else None,
+                "repaired": str(result.repaired_path) if result.repaired_path else None,
+                "int8_steps": steps,
+                "artifacts": artifacts,
+            }
         )
         return
     if imported:
@@ -256,6 +267,10 @@ def export(
         )
     if result.folded_path:
         echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
+    for step in result.int8_steps:
+        echo(f"int8 {step.name}: " + "; ".join(f"{fmt} {m.summary()}" for fmt, m in step.measurements.items()))
+    if result.repaired_path:
+        echo(f"repaired model -> {result.repaired_path}")
     for a in artifacts:
         echo(f"wrote {a['path']} ({a['format']} {a['precision']}, {a['size_bytes']:,} bytes)")
 

@@ -214,3 +214,42 @@ def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
         normalization=normalization_from(norm, mean, std),
         data_labels=class_names(data) if data else None,
     )
+
+
+#: The ExportOptions fields int8_options sets.
+INT8_FIELDS = ("min_agreement", "repair", "qat", "qat_epochs")
+
+
+def int8_options(f):
+    """How export makes sure its int8 files hold up: the agreement floor and the repairs.
+
+    The command receives them as one ``int8_fields`` dict of ExportOptions fields.
+    """
+    from ..export.options import ExportOptions
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        return f(*args, int8_fields={name: kwargs.pop(name) for name in INT8_FIELDS}, **kwargs)
+
+    for option in (
+        click.option(
+            "--qat-epochs",
+            default=ExportOptions.qat_epochs,
+            show_default=True,
+            type=click.IntRange(min=1, max=1000),
+            help="Epochs of quantization-aware training.",
+        ),
+        click.option("--qat", is_flag=True, help="Quantization-aware training on --data's training images (tfmot) before int8."),
+        click.option(
+            "--repair", is_flag=True, help="Equalize channels and correct biases before int8 even when the agreement holds."
+        ),
+        click.option(
+            "--min-agreement",
+            default=ExportOptions.min_agreement,
+            show_default=True,
+            type=click.FloatRange(0, 1),
+            help="Top-1 agreement each int8 file must reach with the float model; below it export repairs, then fails.",
+        ),
+    ):
+        command = option(command)
+    return command

@@ -11,8 +11,8 @@ _MARKERS = {"keras": "o", "tflite": "s", "onnx": "^"}
 _COLOURS = {"float32": "tab:blue", "int8": "tab:orange"}
 
 
-def accuracy_latency_plot(points: list[dict], path: str | Path, title: str) -> Path:
-    """`points`: dicts with name, format, precision, accuracy, size_bytes and latency_ms.p50."""
+def pyplot():
+    """matplotlib.pyplot drawing to files (no display)."""
     try:
         import matplotlib
 
@@ -20,6 +20,12 @@ def accuracy_latency_plot(points: list[dict], path: str | Path, title: str) -> P
         import matplotlib.pyplot as plt
     except ImportError:
         raise MissingDependencyError('plots need matplotlib: pip install "edgecnn[train]"') from None
+    return plt
+
+
+def accuracy_latency_plot(points: list[dict], path: str | Path, title: str) -> Path:
+    """`points`: dicts with name, format, precision, accuracy, size_bytes and latency_ms.p50."""
+    plt = pyplot()
     points = [p for p in points if p.get("latency_ms")]
     largest = max((p["size_bytes"] for p in points), default=1)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError
+from ..quantize.qat import DEFAULT_QAT_EPOCHS
+from ..quantize.repair import DEFAULT_MIN_AGREEMENT
 from .targets import export_targets
 
 IO_TYPES = ("uint8", "int8", "float32")
@@ -52,6 +54,13 @@ class ExportOptions:
     img_size: Optional[int] = None
     #: re-estimate BatchNorm statistics on the calibration images, when they lag the weights.
     fix_bn: bool = False
+    #: Top-1 agreement every int8 file must reach with its float sibling; below it export repairs.
+    min_agreement: float = DEFAULT_MIN_AGREEMENT
+    #: Apply the repairs (equalization, bias correction) even when the agreement holds.
+    repair: bool = False
+    #: Quantization-aware training (tfmot) on --data before converting, for `qat_epochs` epochs.
+    qat: bool = False
+    qat_epochs: int = DEFAULT_QAT_EPOCHS
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:
@@ -64,6 +73,12 @@ class ExportOptions:
             raise ConfigError(f"--calib-size must be at least 1, got {self.calib_size}")
         if not self.formats:
             raise ConfigError("give at least one export format")
+        if not 0 <= self.min_agreement <= 1:  # also refuses NaN
+            raise ConfigError(f"--min-agreement must be a share from 0 to 1 (0.98 is 98%), got {self.min_agreement}")
+        if (self.repair or self.qat) and not self.int8:
+            raise ConfigError("--repair and --qat improve the int8 model: add --int8")
+        if not 1 <= self.qat_epochs <= 1000:
+            raise ConfigError(f"--qat-epochs must be 1 to 1000, got {self.qat_epochs}")
         _ = self.normalization  # checks --norm/--mean/--std
         if self.target is not None:
             self._check_target()

@@ -11,10 +11,12 @@ from .. import __version__
 from ..artifact import ArtifactMetadata, read_sidecar
 from ..errors import ConfigError
 from ..fileio import sha256_file, staged_folder, unstaged, write_json
-from ..keras_file import load_keras_model
+from ..keras_file import load_keras_model, save_with_metadata
 from .options import ExportOptions
 from .targets import target_exporter
 
+#: The Keras model the int8 repairs produce, saved as the parent of the files exported from it.
+REPAIRED_NAME = "repaired.keras"
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
 FORMATS = {"tflite": "edgecnn.export.tflite", "onnx": "edgecnn.export.onnx"}
 
@@ -40,6 +42,9 @@ class ExportResult:
     #: Where the rebuilt form of a model edgecnn did not train was written, and what the import found.
     imported_path: Path | None = None
     import_report: dict | None = None
+    #: The int8 check and the repairs it needed (quantize.repair.Step), and the repaired Keras model.
+    int8_steps: tuple = ()
+    repaired_path: Path | None = None
 
 
 def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
@@ -65,6 +70,7 @@ def export_model(
 ) -> ExportResult:
     from ..fold import VERIFY_SAMPLES, count_batchnorm_after_linear, fold_file
     from ..importer.export_step import import_model
+    from ..quantize.repair import check_and_repair, layers_json
     from ..tf import keras
 
     exporters = [_exporter(name, options.target) for name in options.formats]
@@ -93,10 +99,23 @@ def export_model(
             parent = folded_path
         keras()  # the exporters below need TensorFlow loaded with Keras 2
 
-        meta = meta.replace(parent_sha256=sha256_file(parent), edgecnn_version=__version__)
-        written = []
-        for exporter in exporters:
-            written += exporter.export(model, meta, calibration, options, stage)
+        def export_all(source_model, source_path):
+            source_meta = meta.replace(parent_sha256=sha256_file(source_path), edgecnn_version=__version__)
+            return [item for e in exporters for item in e.export(source_model, source_meta, calibration, options, stage)]
+
+        written = export_all(model, parent)
+        outcome = None
+        if options.int8:
+            outcome = check_and_repair(
+                model,
+                meta,
+                calibration,
+                options,
+                written,
+                lambda m: export_all(m, save_with_metadata(m, stage / REPAIRED_NAME, meta)),
+            )
+            written = outcome.written
+        repaired_path = unstaged(stage / REPAIRED_NAME, stage, out) if outcome and outcome.repaired else None
         folded_path = unstaged(folded_path, stage, out) if folded_path else None
         imported_path = unstaged(imported.path, stage, out) if imported else None
         write_json(
@@ -109,6 +128,9 @@ def export_model(
                 "folded": str(folded_path) if folded_path else None,
                 "folded_layers": folded,
                 "fold_relative_error": fold_error,
+                "repaired": repaired_path.name if repaired_path else None,
+                "int8_steps": [step.to_dict() for step in outcome.steps] if outcome else None,
+                "layers": layers_json(outcome.layers) if outcome and outcome.layers else None,
                 "calibration": {"source": calibration.source, "size": len(calibration)},
                 "options": {
                     "formats": list(options.formats),
@@ -118,6 +140,10 @@ def export_model(
                     "onnx_format": options.onnx_format,
                     "dynamic_batch": options.dynamic_batch,
                     "target": options.target,
+                    "min_agreement": options.min_agreement,
+                    "repair": options.repair,
+                    "qat": options.qat,
+                    "qat_epochs": options.qat_epochs if options.qat else None,
                 },
                 "seconds": round(time.perf_counter() - started, 2),
                 "artifacts": [
@@ -136,5 +162,7 @@ def export_model(
         len(calibration),
         imported_path,
         imported and imported.report,
+        tuple(outcome.steps) if outcome else (),
+        repaired_path,
     )
     return result

@@ -427,10 +427,10 @@ def _outputs(model, inputs) -> list[np.ndarray]:
     return [np.asarray(t, dtype=np.float64) for t in tf.nest.flatten(out)]
 
 
-def verify_fold(original, folded, inputs, rtol: float = 1e-4) -> float:
+def verify_fold(original, folded, inputs, rtol: float = 1e-4, what: str = "folded") -> float:
     """Max |folded - original| over the original's output range, in inference mode.
 
-    Raises VerificationError above `rtol`. A constant output (range 0) is compared
+    Raises VerificationError above `rtol`; `what` names the rewrite in its messages. A constant output (range 0) is compared
     against ``max(|output|, 1)`` instead, so the check still means something.
     """
     if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol > 0):
@@ -438,24 +438,24 @@ def verify_fold(original, folded, inputs, rtol: float = 1e-4) -> float:
     expected = _outputs(original, inputs)
     actual = _outputs(folded, inputs)
     if len(expected) != len(actual):
-        raise VerificationError(f"the folded model has {len(actual)} outputs, the original {len(expected)}")
+        raise VerificationError(f"the {what} model has {len(actual)} outputs, the original {len(expected)}")
     worst = 0.0
     for i, (ref, got) in enumerate(zip(expected, actual)):
         if ref.size == 0:
             raise DataError("the sample inputs are empty: verification needs at least one real input")
         if ref.shape != got.shape:
-            raise VerificationError(f"output {i}: the folded model gives shape {got.shape}, the original {ref.shape}")
+            raise VerificationError(f"output {i}: the {what} model gives shape {got.shape}, the original {ref.shape}")
         if not np.all(np.isfinite(ref)):
             raise VerificationError(f"output {i}: the original model gives non-finite values on the sample inputs")
         if not np.all(np.isfinite(got)):
-            raise VerificationError(f"output {i}: the folded model gives non-finite values on the sample inputs")
+            raise VerificationError(f"output {i}: the {what} model gives non-finite values on the sample inputs")
         diff = float(np.max(np.abs(got - ref)))
         span = float(np.max(ref) - np.min(ref))
         scale = span if span > 0 else max(float(np.max(np.abs(ref))), 1.0)
         rel = diff / scale
         if rel > rtol:
             raise VerificationError(
-                f"folded model does not match the original: output {i} max |difference| {diff:.3g} is "
+                f"{what} model does not match the original: output {i} max |difference| {diff:.3g} is "
                 f"{rel:.3g} of the output range {scale:.3g} (allowed {rtol:g})"
             )
         worst = max(worst, rel)

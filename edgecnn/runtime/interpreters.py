@@ -103,10 +103,13 @@ def load_interpreter(
     model: Union[str, os.PathLike, bytes],
     num_threads: Optional[int] = None,
     delegates=None,
+    keep_intermediates: bool = False,
 ):
     """Create an interpreter for a model file or model bytes; returns ``(interpreter, backend)``.
 
     `num_threads` None keeps the backend's default (one thread for ai-edge-litert).
+    `keep_intermediates` keeps every tensor readable after ``invoke`` (no XNNPACK, which
+    computes fused ops in its own buffers): what a per-layer comparison reads.
     Tensors are not allocated yet, so the caller may resize inputs first.
     """
     if isinstance(model, (bytes, bytearray, memoryview)):
@@ -122,6 +125,11 @@ def load_interpreter(
         kwargs["num_threads"] = num_threads
     if delegates:
         kwargs["experimental_delegates"] = list(delegates)
+    if keep_intermediates:
+        resolver = importlib.import_module(interpreter_class.__module__).OpResolverType
+        kwargs.update(
+            experimental_preserve_all_tensors=True, experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
     try:
         interpreter = interpreter_class(**kwargs)
     except (ValueError, RuntimeError) as exc:

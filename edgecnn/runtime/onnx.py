@@ -48,7 +48,8 @@ def onnxruntime_module():
     return onnxruntime
 
 
-def _read(path: Path) -> bytes:
+def read_verified(path: Path) -> bytes:
+    """The bytes of an .onnx file, checked by verify_onnx (no external data, sane structure)."""
     data = read_model_bytes(path)
     if not data:
         raise ModelFileError(f"{path} is not an ONNX model (it is empty); export the model again")
@@ -113,7 +114,7 @@ class OnnxRuntimeModel(RuntimeModel):
 
     def __init__(self, path: PathLike, num_threads: Optional[int] = None, facts: Optional[ModelFacts] = None):
         path = Path(path)
-        data = _read(path)
+        data = read_verified(path)
         session = create_session(data, path, num_threads)
         try:
             embedded = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)

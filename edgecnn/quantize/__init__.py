@@ -1,0 +1,1 @@
+"""Making int8 work: where it goes wrong (layer_error), and the repairs that fix it."""
