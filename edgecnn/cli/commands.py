@@ -408,3 +408,46 @@ def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onn
     if failed:
         echo(f"Error: {', '.join(failed)} dropped more than {max_drop} points of accuracy", err=True)
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("model", type=file_path)
+@click.option("--reference", type=file_path, required=True, help="The float model of the same format MODEL was quantized from.")
+@data_option
+@click.option(
+    "--samples",
+    default=None,
+    type=click.IntRange(min=1, max=10_000),
+    help="Test images to compare on [default: 64].",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the SQNR per layer (PNG).",
+)
+@json_option
+def debug(model, reference, data, samples, plot_path, as_json):
+    """Where int8 goes wrong: every quantized tensor of MODEL against REFERENCE, worst first.
+
+    Prints each layer's SQNR against the float model, the median channel's SQNR on the
+    tensor's own int8 grid (low: one scale cannot hold the tensor's channels), its scale and
+    ranges. Runs on the runtimes alone (.tflite or .onnx).
+    """
+    from .. import runtime
+    from ..data import dataset_for
+    from ..quantize.layer_error import DEFAULT_SAMPLES, damaged_layers, layer_errors, markdown_table, plot
+
+    with quiet_stdout(as_json):
+        meta = runtime.load(model).metadata
+        images = dataset_for(meta, data).test.images
+        errors = layer_errors(model, reference, images, samples or DEFAULT_SAMPLES)
+        if plot_path:
+            plot(errors, plot_path, f"{model.name} against {reference.name}")
+    damaged = damaged_layers(errors)
+    if as_json:
+        emit_json({"model": str(model), "reference": str(reference), "damaged": damaged, "layers": [e.to_dict() for e in errors]})
+        return
+    echo(markdown_table(errors))
+    echo(f"\ndamaged: {', '.join(damaged)}" if damaged else "\nno layer's int8 grid damages its channels")

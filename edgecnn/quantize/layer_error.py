@@ -170,6 +170,7 @@ def _tflite_side(path: Path, want_integer: bool):
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     tensors = {}
+    graph_outputs = set(parsed.subgraphs[0].outputs)
     for position, (code, op) in enumerate(parsed.operators(0)):
         for index in op.outputs:
             d = details.get(index)
@@ -179,10 +180,8 @@ def _tflite_side(path: Path, want_integer: bool):
             scale, zero_point = d["quantization"]
             if want_integer and (dtype not in _INT_RANGES or not scale):
                 continue
-            tensors[d["name"]] = (
-                index,
-                _Tensor(position, _layer_name(d["name"]), code.name, d["name"], dtype, scale, zero_point),
-            )
+            layer = "output" if index in graph_outputs else _layer_name(d["name"])
+            tensors[d["name"]] = (index, _Tensor(position, layer, code.name, d["name"], dtype, scale, zero_point))
     inp = interpreter.get_input_details()[0]
 
     def trace(pixels: np.ndarray, names) -> dict:
@@ -237,6 +236,7 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     tensors, references = [], []
+    inputs = {i.name for i in float_graph.input}
     for position, node in enumerate(float_graph.node):
         for name in node.output:
             integer = next((c for c in (f"{name}_quantized", f"{name}_QuantizeLinear_Output") if c in produced), None)
@@ -251,7 +251,7 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
             after = consumers.get(name, [])
             if len(after) == 1 and after[0].op_type == "Relu" and not any(o + "_quantized" in produced for o in after[0].output):
                 reference = after[0].output[0]
-            layer = _layer_name(name)
+            layer = "input" if any(i in inputs for i in node.input) else _layer_name(name)
             tensors.append(
                 _Tensor(
                     position,
