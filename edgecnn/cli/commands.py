@@ -437,8 +437,9 @@ def debug(model, reference, data, samples, plot_path, as_json):
     """
     from .. import runtime
     from ..data import dataset_for
-    from ..quantize.layer_error import DEFAULT_SAMPLES, damaged_layers, layer_errors, markdown_table, plot
+    from ..quantize.layer_error import DEFAULT_SAMPLES, check_formats, damaged_layers, layer_errors, markdown_table, plot
 
+    check_formats(model, reference)
     with quiet_stdout(as_json):
         meta = runtime.load(model).metadata
         images = dataset_for(meta, data).test.images

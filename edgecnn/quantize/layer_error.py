@@ -171,6 +171,13 @@ def _tflite_side(path: Path, want_integer: bool):
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     tensors = {}
     graph_outputs = set(parsed.subgraphs[0].outputs)
+    # The tensor a QUANTIZE op re-scales into the output type: the same values on another grid.
+    requantized = {
+        op.outputs[0]: op.inputs[0]
+        for code, op in parsed.operators(0)
+        if code.name == "QUANTIZE" and op.outputs[0] in graph_outputs
+    }
+    graph_outputs |= set(requantized.values())
     for position, (code, op) in enumerate(parsed.operators(0)):
         for index in op.outputs:
             d = details.get(index)
@@ -190,13 +197,20 @@ def _tflite_side(path: Path, want_integer: bool):
         interpreter.invoke()
         return {name: interpreter.get_tensor(tensors[name][0]) for name in names}
 
-    return model, {name: t for name, (_, t) in tensors.items()}, trace
+    names = {index: d["name"] for index, d in details.items()}
+    aliases = {names[inner]: names[outer] for outer, inner in requantized.items()}
+    return model, {name: t for name, (_, t) in tensors.items()}, aliases, trace
 
 
 def _tflite_pairs(int8_path: Path, float_path: Path):
-    int8_model, quantized, int8_trace = _tflite_side(int8_path, want_integer=True)
-    float_model, floats, float_trace = _tflite_side(float_path, want_integer=False)
-    pairs = [(t, name) for name, t in quantized.items() if name in floats and floats[name].dtype == "float32"]
+    int8_model, quantized, aliases, int8_trace = _tflite_side(int8_path, want_integer=True)
+    float_model, floats, _, float_trace = _tflite_side(float_path, want_integer=False)
+    pairs = []
+    for name, t in quantized.items():
+        # The int8 model's last computing op writes under a name of its own before the output QUANTIZE.
+        reference = name if name in floats else aliases.get(name)
+        if reference in floats and floats[reference].dtype == "float32":
+            pairs.append((t, reference))
     return int8_model, float_model, pairs, int8_trace, float_trace, -1
 
 
@@ -276,18 +290,24 @@ def _format(path: Path) -> str:
     return {".tflite": "tflite", ".onnx": "onnx"}.get(path.suffix, "")
 
 
+def check_formats(int8_path: Path, float_path: Path) -> str:
+    """The format both files have ("tflite" or "onnx"); ConfigError when they differ."""
+    kind = _format(Path(int8_path))
+    if not kind or _format(Path(float_path)) != kind:
+        raise ConfigError(
+            f"compare an int8 model with the float model of the same format: got {Path(int8_path).name} and "
+            f"{Path(float_path).name} (give two .tflite files or two .onnx files)"
+        )
+    return kind
+
+
 def layer_errors(int8_path, float_path, images: np.ndarray, samples: int = DEFAULT_SAMPLES) -> list[LayerError]:
     """Every quantized tensor of `int8_path` against `float_path` on uint8 `images`, worst first.
 
     Both files must be the same format (.tflite or .onnx) and come from the same float model.
     """
     int8_path, float_path = Path(int8_path), Path(float_path)
-    kind = _format(int8_path)
-    if not kind or _format(float_path) != kind:
-        raise ConfigError(
-            f"compare an int8 model with the float model of the same format: got {int8_path.name} and {float_path.name} "
-            "(give two .tflite files or two .onnx files)"
-        )
+    kind = check_formats(int8_path, float_path)
     if len(images) == 0:
         raise ConfigError("no images to compare the models on; give a data set with test images")
     int8_model, float_model, pairs, int8_trace, float_trace, axis = _PAIRS[kind](int8_path, float_path)
