@@ -254,7 +254,7 @@ def export(
             {
                 "imported": imported,
                 "folded": str(result.folded_path) if result.folded_path else None,
-                "repaired": str(result.repaired_path) if result.repaired_path else None,
+                "optimized": str(result.optimized_path) if result.optimized_path else None,
                 "int8_steps": steps,
                 "artifacts": artifacts,
             }
@@ -269,8 +269,8 @@ def export(
         echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
     for step in result.int8_steps:
         echo(f"int8 {step.name}: " + "; ".join(f"{fmt} {m.summary()}" for fmt, m in step.measurements.items()))
-    if result.repaired_path:
-        echo(f"repaired model -> {result.repaired_path}")
+    if result.optimized_path:
+        echo(f"int8 steps' model -> {result.optimized_path}")
     for a in artifacts:
         echo(f"wrote {a['path']} ({a['format']} {a['precision']}, {a['size_bytes']:,} bytes)")
 

@@ -217,7 +217,7 @@ def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
 
 
 #: The ExportOptions fields int8_options sets.
-INT8_FIELDS = ("min_agreement", "repair", "qat", "qat_epochs")
+INT8_FIELDS = ("min_agreement", "repair", "qat", "qat_epochs", "prune", "cluster")
 
 
 def int8_options(f):
@@ -232,6 +232,18 @@ def int8_options(f):
         return f(*args, int8_fields={name: kwargs.pop(name) for name in INT8_FIELDS}, **kwargs)
 
     for option in (
+        click.option(
+            "--cluster",
+            type=click.IntRange(min=2, max=256),
+            default=None,
+            help="Cluster each layer's weights into this many values (tfmot) on --data's images before int8: a smaller download.",
+        ),
+        click.option(
+            "--prune",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=None,
+            help="Set this share of the large layers' weights to zero (tfmot magnitude pruning) before int8.",
+        ),
         click.option(
             "--qat-epochs",
             default=ExportOptions.qat_epochs,

@@ -175,10 +175,13 @@ def quantize_int8(
     quant_format: str = DEFAULT_ONNX_FORMAT,
     method: str = DEFAULT_CALIB_METHOD,
     activation_type: str | None = None,
+    per_channel: bool = True,
+    keep_float: tuple[str, ...] = (),
 ):
     """Static int8 quantization (per-channel int8 weights) calibrated on `calibration`.
 
     `activation_type` ("uint8" or "int8") defaults to :data:`ACTIVATION_TYPES` of the format.
+    `keep_float` names tensors of the float model whose producing nodes stay float.
     """
     onnx = _require("onnx")
     _require("sympy")  # quant_pre_process's symbolic shape inference needs it
@@ -196,13 +199,20 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
         q.quant_pre_process(float_proto, str(prepared))
+        # A tensor stays float only if the node writing it and every node reading it do.
+        excluded = [
+            n.name
+            for n in onnx.load(str(prepared)).graph.node
+            if set(n.output) & set(keep_float) or set(n.input) & set(keep_float)
+        ]
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
             q.quantize_static(
                 str(prepared),
                 str(quantized),
                 CalibrationReader(calibration, input_name, normalization),
                 quant_format=formats[quant_format],
-                per_channel=True,
+                nodes_to_exclude=excluded,
+                per_channel=per_channel,
                 reduce_range=REDUCE_RANGE,
                 activation_type=types[activation_type or ACTIVATION_TYPES[quant_format]],
                 weight_type=q.QuantType.QInt8,
@@ -210,6 +220,86 @@ def quantize_int8(
             )
         proto = onnx.load(str(quantized))
     check(proto)
+    return proto
+
+
+def convert_quantization_aware(qat_model, input_shape, dynamic_batch: bool = False):
+    """A tfmot quantization-aware model as QDQ ONNX with int8 weights.
+
+    tf2onnx writes each activation fake-quant op as a QuantizeLinear/DequantizeLinear pair with
+    the ranges the training learned; the weights' fake-quant TensorFlow has already folded, so
+    they arrive as float32 values on an int8 grid (a file the size of the float one).
+    """
+    proto = int8_weights(convert_float(qat_model, input_shape, dynamic_batch=dynamic_batch))
+    check(proto)
+    return proto
+
+
+def _grid(w: np.ndarray, axis: int):
+    """(scale, axis or None) with ``w / scale`` integers in [-127, 127], per tensor else per `axis`; None if neither."""
+    for per_axis in (None, axis):
+        reduce = None if per_axis is None else tuple(i for i in range(w.ndim) if i != per_axis)
+        peak = np.abs(w).max(axis=reduce)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        shaped = scale if per_axis is None else scale.reshape([-1 if i == per_axis else 1 for i in range(w.ndim)])
+        q = w / shaped
+        if np.allclose(q, np.round(q), atol=1e-2):
+            return scale, per_axis
+    return None
+
+
+def int8_weights(proto):
+    """Store each Conv/Gemm weight that lies on an int8 grid as int8 + DequantizeLinear (its bias as
+    int32 at the input scale times the weight scale, as ONNX Runtime's quantizer does): the same
+    values, a quarter of the bytes, and integer kernels once ONNX Runtime fuses the QDQ pairs."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    constants = {t.name: t for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    added = []
+
+    def replace(name, values, scale, zero_point, axis):
+        graph.initializer.remove(constants[name])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(values, f"{name}_quantized"),
+                numpy_helper.from_array(scale, f"{name}_scale"),
+                numpy_helper.from_array(zero_point, f"{name}_zero_point"),
+            ]
+        )
+        attrs = {} if axis is None else {"axis": axis}
+        added.append(
+            helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"], [name], **attrs)
+        )
+
+    for node in graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        w = numpy_helper.to_array(constants[node.input[1]])
+        transposed = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        found = _grid(w, 0 if node.op_type == "Conv" or transposed else 1)
+        if found is None:
+            continue  # a layer the training left float stays float
+        scale, axis = found
+        shaped = scale if axis is None else scale.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
+        replace(
+            node.input[1], np.clip(np.round(w / shaped), -127, 127).astype(np.int8), scale, np.zeros_like(scale, np.int8), axis
+        )
+        source = producers.get(node.input[0])
+        if (
+            len(node.input) > 2
+            and node.input[2] in constants
+            and source is not None
+            and source.op_type == "DequantizeLinear"
+            and source.input[1] in constants
+        ):
+            b = numpy_helper.to_array(constants[node.input[2]])
+            input_scale = numpy_helper.to_array(constants[source.input[1]]).astype(np.float32)
+            bias_scale = (input_scale * scale).astype(np.float32) * np.ones(b.shape, np.float32)
+            replace(node.input[2], np.round(b / bias_scale).astype(np.int32), bias_scale, np.zeros(b.shape, np.int32), 0)
+    for node in reversed(added):
+        graph.node.insert(0, node)
     return proto
 
 
@@ -244,14 +334,30 @@ def write(proto, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
     return meta
 
 
-def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -> list[tuple[Path, ArtifactMetadata]]:
+def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, plan=None) -> list[tuple[Path, ArtifactMetadata]]:
+    """The float file from `model`; the int8 file as `plan` (an export.options.Int8Plan) says."""
+    from .options import Int8Plan
+
+    plan = plan or Int8Plan()
     written = []
     float_proto = convert_float(model, meta.input_shape, dynamic_batch=options.dynamic_batch)
     verify_float(float_proto.SerializeToString(), model, calibration, meta.normalization)
     path = out_dir / f"model_fp32{SUFFIX}"
     written.append((path, write(float_proto, path, meta.replace(precision="float32"))))
-    if options.int8:
-        proto = quantize_int8(float_proto, calibration, meta.normalization, options.onnx_format, options.calib_method)
+    if options.int8 and plan.qat_model is not None:
+        proto = convert_quantization_aware(plan.qat_model, meta.input_shape, options.dynamic_batch)
+        path = out_dir / f"model_int8{SUFFIX}"
+        written.append((path, write(proto, path, meta.replace(precision="int8"))))
+    elif options.int8:
+        proto = quantize_int8(
+            float_proto,
+            calibration,
+            meta.normalization,
+            options.onnx_format,
+            options.calib_method,
+            per_channel=not plan.per_tensor_weights,
+            keep_float=plan.keep_float.get("onnx", ()),
+        )
         path = out_dir / f"model_int8{SUFFIX}"
         written.append((path, write(proto, path, meta.replace(precision="int8"))))
     return written

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from ..errors import ConfigError
+from ..quantize.check import DEFAULT_MIN_AGREEMENT
+from ..quantize.compress import check_compression
 from ..quantize.qat import DEFAULT_QAT_EPOCHS
-from ..quantize.repair import DEFAULT_MIN_AGREEMENT
 from .targets import export_targets
 
 IO_TYPES = ("uint8", "int8", "float32")
@@ -61,6 +62,10 @@ class ExportOptions:
     #: Quantization-aware training (tfmot) on --data before converting, for `qat_epochs` epochs.
     qat: bool = False
     qat_epochs: int = DEFAULT_QAT_EPOCHS
+    #: Share of the large layers' weights magnitude pruning sets to zero (tfmot), before int8.
+    prune: Optional[float] = None
+    #: Distinct weights per layer after weight clustering (tfmot), before int8.
+    cluster: Optional[int] = None
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:
@@ -75,8 +80,9 @@ class ExportOptions:
             raise ConfigError("give at least one export format")
         if not 0 <= self.min_agreement <= 1:  # also refuses NaN
             raise ConfigError(f"--min-agreement must be a share from 0 to 1 (0.98 is 98%), got {self.min_agreement}")
-        if (self.repair or self.qat) and not self.int8:
-            raise ConfigError("--repair and --qat improve the int8 model: add --int8")
+        if (self.repair or self.qat or self.prune or self.cluster) and not self.int8:
+            raise ConfigError("--repair, --qat, --prune and --cluster work on the int8 model: add --int8")
+        check_compression(self.prune, self.cluster)
         if not 1 <= self.qat_epochs <= 1000:
             raise ConfigError(f"--qat-epochs must be 1 to 1000, got {self.qat_epochs}")
         _ = self.normalization  # checks --norm/--mean/--std
@@ -99,3 +105,15 @@ class ExportOptions:
             raise ConfigError("--target edgetpu needs 8-bit input and output: use --io uint8 (the default) or --io int8")
         if "tflite" not in self.formats:
             raise ConfigError("--target edgetpu compiles a TFLite model: include tflite in --format")
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """How the int8 files are made beyond ExportOptions: what export's own steps decide."""
+
+    #: A quantization-aware (tfmot) copy of the model, converted instead of the float one.
+    qat_model: Any = None
+    #: One weight scale per tensor instead of per channel: keeps a clustered layer's few values.
+    per_tensor_weights: bool = False
+    #: Format -> tensors (named as in the float file) whose ops stay float.
+    keep_float: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

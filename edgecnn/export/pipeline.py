@@ -15,8 +15,8 @@ from ..keras_file import load_keras_model, save_with_metadata
 from .options import ExportOptions
 from .targets import target_exporter
 
-#: The Keras model the int8 repairs produce, saved as the parent of the files exported from it.
-REPAIRED_NAME = "repaired.keras"
+#: The Keras model export's int8 steps (pruning, clustering, repairs) made, saved as the parent of its files.
+OPTIMIZED_NAME = "optimized.keras"
 #: Format name -> module with ``export(model, meta, calibration, options, out_dir)``.
 FORMATS = {"tflite": "edgecnn.export.tflite", "onnx": "edgecnn.export.onnx"}
 
@@ -42,9 +42,9 @@ class ExportResult:
     #: Where the rebuilt form of a model edgecnn did not train was written, and what the import found.
     imported_path: Path | None = None
     import_report: dict | None = None
-    #: The int8 check and the repairs it needed (quantize.repair.Step), and the repaired Keras model.
+    #: What the int8 files went through (quantize.check.Step each), and the Keras model they came from then.
     int8_steps: tuple = ()
-    repaired_path: Path | None = None
+    optimized_path: Path | None = None
 
 
 def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
@@ -70,7 +70,8 @@ def export_model(
 ) -> ExportResult:
     from ..fold import VERIFY_SAMPLES, count_batchnorm_after_linear, fold_file
     from ..importer.export_step import import_model
-    from ..quantize.repair import check_and_repair, layers_json
+    from ..quantize.check import layers_json
+    from ..quantize.steps import improve
     from ..tf import keras
 
     exporters = [_exporter(name, options.target) for name in options.formats]
@@ -99,23 +100,23 @@ def export_model(
             parent = folded_path
         keras()  # the exporters below need TensorFlow loaded with Keras 2
 
-        def export_all(source_model, source_path):
+        def export_all(source_model, source_path, plan=None):
             source_meta = meta.replace(parent_sha256=sha256_file(source_path), edgecnn_version=__version__)
-            return [item for e in exporters for item in e.export(source_model, source_meta, calibration, options, stage)]
+            return [item for e in exporters for item in e.export(source_model, source_meta, calibration, options, stage, plan)]
 
         written = export_all(model, parent)
         outcome = None
         if options.int8:
-            outcome = check_and_repair(
+            outcome = improve(
                 model,
                 meta,
                 calibration,
                 options,
                 written,
-                lambda m: export_all(m, save_with_metadata(m, stage / REPAIRED_NAME, meta)),
+                lambda m, plan: export_all(m, save_with_metadata(m, stage / OPTIMIZED_NAME, meta), plan),
             )
             written = outcome.written
-        repaired_path = unstaged(stage / REPAIRED_NAME, stage, out) if outcome and outcome.repaired else None
+        optimized_path = unstaged(stage / OPTIMIZED_NAME, stage, out) if outcome and outcome.changed else None
         folded_path = unstaged(folded_path, stage, out) if folded_path else None
         imported_path = unstaged(imported.path, stage, out) if imported else None
         write_json(
@@ -128,7 +129,7 @@ def export_model(
                 "folded": str(folded_path) if folded_path else None,
                 "folded_layers": folded,
                 "fold_relative_error": fold_error,
-                "repaired": repaired_path.name if repaired_path else None,
+                "optimized": optimized_path.name if optimized_path else None,
                 "int8_steps": [step.to_dict() for step in outcome.steps] if outcome else None,
                 "layers": layers_json(outcome.layers) if outcome and outcome.layers else None,
                 "calibration": {"source": calibration.source, "size": len(calibration)},
@@ -144,6 +145,8 @@ def export_model(
                     "repair": options.repair,
                     "qat": options.qat,
                     "qat_epochs": options.qat_epochs if options.qat else None,
+                    "prune": options.prune,
+                    "cluster": options.cluster,
                 },
                 "seconds": round(time.perf_counter() - started, 2),
                 "artifacts": [
@@ -163,6 +166,6 @@ def export_model(
         imported_path,
         imported and imported.report,
         tuple(outcome.steps) if outcome else (),
-        repaired_path,
+        optimized_path,
     )
     return result

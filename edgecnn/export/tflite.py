@@ -26,23 +26,72 @@ def convert_float(model, input_shape) -> bytes:
 
 
 def convert_int8(
-    model, input_shape, calibration, normalization, io: str = "uint8", *, output_io: str | None = None, per_tensor_dense=False
+    model,
+    input_shape,
+    calibration,
+    normalization,
+    io: str = "uint8",
+    *,
+    output_io: str | None = None,
+    per_tensor_dense=False,
+    per_tensor_weights=False,
+    keep_float: tuple[str, ...] = (),
 ) -> bytes:
     """Full-integer quantization: int8 kernels only, per-channel weights, `io`-typed input and output.
 
     `output_io` types the output differently from the input. `per_tensor_dense` quantizes
     fully-connected weights with one scale per tensor, for runtimes that have no per-channel
-    fully-connected kernel (the converter quantizes them per channel by default).
+    fully-connected kernel (the converter quantizes them per channel by default);
+    `per_tensor_weights` does so for every layer. `keep_float` names tensors whose ops stay
+    float (the converter's tensor names, as `edgecnn debug` shows them), between a dequantize
+    and a quantize op.
     """
     tf, converter = _converter(model, input_shape)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([batch] for batch in calibration.batches(normalization))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # no float fallback
     converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
+    converter._experimental_disable_per_channel = per_tensor_weights
     io_types = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
     converter.inference_input_type = io_types[io]
     converter.inference_output_type = io_types[output_io or io]
+    if keep_float:
+        return _selectively_quantized(tf, converter, keep_float, io_types[io], io_types[output_io or io])
     return converter.convert()
+
+
+def float_island(float_data: bytes, tensors) -> tuple[str, ...]:
+    """`tensors` and the outputs of every op that reads one: the ops to keep float so that the
+    tensors themselves stay float (an op kept float still quantizes its output for the next op)."""
+    from ..runtime.tflite_file import read_tflite
+
+    graph = read_tflite(float_data).subgraphs[0]
+    names = [t.name for t in graph.tensors]
+    wanted = set(tensors)
+    readers = [names[op.outputs[0]] for op in graph.operators if op.outputs and {names[i] for i in op.inputs if i >= 0} & wanted]
+    return tuple(dict.fromkeys([*tensors, *readers]))
+
+
+def _selectively_quantized(tf, converter, keep_float, input_type, output_type) -> bytes:
+    """The converter's calibrated model quantized with `keep_float` left float, the I/O types kept.
+
+    This is LiteRT's QuantizationDebugger's selective quantization; its public method fixes
+    the I/O to float, so its quantizer is called as it calls it, with the export's I/O types.
+    """
+    from tensorflow.lite.python import convert
+    from tensorflow.lite.python.util import modify_model_io_type
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    quantized = convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=converter._experimental_disable_per_channel,
+        fully_quantize=False,  # float I/O with quantize ops at the boundary, for modify_model_io_type
+        denylisted_nodes=list(keep_float),
+        disable_per_channel_for_dense_layers=converter._experimental_disable_per_channel_quantization_for_dense_layers,
+    )
+    return modify_model_io_type(quantized, input_type, output_type)
 
 
 def _io_quantization(data: bytes):
@@ -73,13 +122,27 @@ def write(data: bytes, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
     return meta
 
 
-def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -> list[tuple[Path, ArtifactMetadata]]:
+def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, plan=None) -> list[tuple[Path, ArtifactMetadata]]:
+    """The float file from `model`; the int8 file as `plan` (an export.options.Int8Plan) says."""
+    from .options import Int8Plan
+
+    plan = plan or Int8Plan()
     written = []
     shape = meta.input_shape
     path = out_dir / f"model_fp32{SUFFIX}"
-    written.append((path, write(convert_float(model, shape), path, meta.replace(precision="float32"))))
+    float_data = convert_float(model, shape)
+    written.append((path, write(float_data, path, meta.replace(precision="float32"))))
     if options.int8:
-        data = convert_int8(model, shape, calibration, meta.normalization, options.io)
+        keep = plan.keep_float.get("tflite", ())
+        data = convert_int8(
+            plan.qat_model or model,
+            shape,
+            calibration,
+            meta.normalization,
+            options.io,
+            per_tensor_weights=plan.per_tensor_weights,
+            keep_float=float_island(float_data, keep) if keep else (),
+        )
         path = out_dir / f"model_int8{SUFFIX}"
         written.append((path, write(data, path, meta.replace(precision="int8"))))
     return written

@@ -50,6 +50,8 @@ class LayerError:
     layer: str
     op: str
     tensor: str
+    #: The float model's tensor the op writes (what a converter is told to keep float).
+    source: str
     sqnr_db: float
     #: Root-mean-square error relative to the float tensor's range (max - min).
     relative_rmse: float
@@ -108,7 +110,7 @@ class _Stats:
         else:
             self.channel_signal, self.channel_noise = self.channel_signal + signal, self.channel_noise + noise
 
-    def result(self, position: int, layer: str, op: str, tensor: str) -> LayerError:
+    def result(self, position: int, layer: str, op: str, tensor: str, source: str) -> LayerError:
         live = self.channel_signal > 0  # a channel ReLU keeps at zero has no signal to lose
         channel_db = float(np.median(_db(self.channel_signal[live], self.channel_noise[live]))) if live.any() else MAX_DB
         spread = self.high - self.low
@@ -118,6 +120,7 @@ class _Stats:
             layer=layer,
             op=op,
             tensor=tensor,
+            source=source,
             sqnr_db=float(_db(np.float64(self.signal), np.float64(self.noise))),
             relative_rmse=rmse / spread if spread > 0 else 0.0,
             channel_sqnr_db=channel_db,
@@ -141,6 +144,8 @@ class _Tensor:
     dtype: str
     scale: float
     zero_point: int
+    #: The float model's tensor of the same op (None: the name itself).
+    source: str | None = None
 
 
 # A tracer runs one image and returns {tensor name: array} for the names it was built to read.
@@ -275,6 +280,7 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
                     zp.dtype.name,
                     float(numpy_helper.to_array(scale).reshape(-1)[0]),
                     int(zp.reshape(-1)[0]),
+                    name,
                 )
             )
             references.append(reference)
@@ -330,7 +336,7 @@ def layer_errors(int8_path, float_path, images: np.ndarray, samples: int = DEFAU
             if q.shape != f.shape:
                 continue
             s.add(f, dequantize(q, Quantization(t.dtype, t.scale, t.zero_point)))
-    results = [s.result(t.position, t.layer, t.op, t.name) for s, (t, _) in zip(stats, pairs) if s.count]
+    results = [s.result(t.position, t.layer, t.op, t.name, t.source or ref) for s, (t, ref) in zip(stats, pairs) if s.count]
     return sorted(results, key=lambda r: (r.channel_sqnr_db >= DAMAGED_CHANNEL_DB, r.sqnr_db))
 
 

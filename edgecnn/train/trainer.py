@@ -31,7 +31,7 @@ class TrainResult:
     model: object = field(default=None, compare=False, repr=False)
 
 
-def _augmenter(tf, shape, shift: float, seed: int):
+def augmenter(tf, shape, shift: float, seed: int):
     height, width = shape[0], shape[1]
     pad_h, pad_w = int(round(height * shift)), int(round(width * shift))
 
@@ -92,7 +92,7 @@ def fit(
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
     train_ds = train_ds.batch(config.batch_size)
     if config.shift:
-        train_ds = train_ds.map(_augmenter(tf, shape, config.shift, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+        train_ds = train_ds.map(augmenter(tf, shape, config.shift, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
 
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)

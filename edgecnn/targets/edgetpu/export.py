@@ -38,14 +38,25 @@ class EdgeTpuCompilerMissing(UserWarning):
     """edgetpu_compiler is not on PATH: the compiled model was not written."""
 
 
-def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path) -> list[tuple[Path, ArtifactMetadata]]:
+def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, plan=None) -> list[tuple[Path, ArtifactMetadata]]:
     from ...export import tflite
+    from ...export.options import Int8Plan
+
+    plan = plan or Int8Plan()  # export's steps never keep layers float for this target
 
     fp32 = out_dir / f"model_fp32{tflite.SUFFIX}"
     written = [(fp32, tflite.write(tflite.convert_float(model, meta.input_shape), fp32, meta.replace(precision="float32")))]
     int8 = out_dir / f"model_int8{tflite.SUFFIX}"
     # ExportOptions has checked that the input and output are 8-bit for this target.
-    data = tflite.convert_int8(model, meta.input_shape, calibration, meta.normalization, options.io, per_tensor_dense=True)
+    data = tflite.convert_int8(
+        plan.qat_model or model,
+        meta.input_shape,
+        calibration,
+        meta.normalization,
+        options.io,
+        per_tensor_dense=True,
+        per_tensor_weights=plan.per_tensor_weights,
+    )
     int8_meta = tflite.write(data, int8, meta.replace(precision="int8"))
     written.append((int8, int8_meta))
 

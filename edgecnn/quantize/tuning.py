@@ -1,0 +1,70 @@
+"""The short fine-tunes that quantization-aware training, pruning and clustering run: the model's
+own data set (or --data), its normalisation, a low constant learning rate, the trainer's augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    name: str
+
+
+def training_data(meta, options, what: str) -> TrainingData:
+    """The labelled training and validation images of the model's data set, normalised for it."""
+    from ..data import dataset_for
+
+    if not (options.data or meta.dataset):
+        raise ConfigError(f"{what} trains on labelled images: pass --data NAME or a folder of class folders")
+    dataset = dataset_for(meta, options.data)
+    if len(dataset.train) == 0:
+        raise ConfigError(f"{what} needs training images; {dataset.name!r} has none")
+    norm = meta.normalization
+    return TrainingData(
+        norm.apply(dataset.train.images), dataset.train.labels, norm.apply(dataset.val.images), dataset.val.labels, dataset.name
+    )
+
+
+def _loss(k, output: str):
+    if output == "logits":
+        return k.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if output == "binary_logit":
+        return k.losses.BinaryCrossentropy(from_logits=True)
+    raise ConfigError(f"fine-tuning needs a model that outputs logits; this one outputs {output}")
+
+
+def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate: float, callbacks=()):
+    """Train `model` in place for `epochs`; returns the validation accuracy in inference mode."""
+    from ..tf import keras, tensorflow
+    from ..train.config import TrainConfig
+    from ..train.trainer import augmenter
+
+    tf, k = tensorflow(), keras()
+    k.utils.set_random_seed(0)
+    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=_loss(k, output))
+    shape = tuple(data.x.shape[1:])
+    y = data.y.astype(np.float32)[:, None] if output == "binary_logit" else data.y
+    batches = tf.data.Dataset.from_tensor_slices((data.x, y)).shuffle(len(data.x), seed=0).batch(BATCH_SIZE)
+    batches = batches.map(augmenter(tf, shape, TrainConfig.shift, 0)).prefetch(tf.data.AUTOTUNE)
+    model.fit(batches, epochs=epochs, callbacks=list(callbacks), verbose=0)
+    return validation_accuracy(model, data, output)
+
+
+def validation_accuracy(model, data: TrainingData, output: str) -> float | None:
+    from ..runtime.preprocess import top_class
+
+    if len(data.x_val) == 0:
+        return None
+    scores = np.concatenate([np.asarray(model(data.x_val[i : i + 256], training=False)) for i in range(0, len(data.x_val), 256)])
+    return float((top_class(scores, output) == data.y_val).mean())
