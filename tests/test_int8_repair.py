@@ -55,7 +55,7 @@ def test_the_rescaled_model_is_broken_by_plain_int8(rescaled_digits, tmp_path):
     (ptq,) = report["int8_steps"]
     for fmt in ("tflite", "onnx"):
         assert ptq["formats"][fmt]["agreement"] < 0.5
-    assert report["repaired"] is None and not (tmp_path / "repaired.keras").exists()
+    assert report["optimized"] is None and not (tmp_path / "optimized.keras").exists()
 
 
 @pytest.mark.slow
@@ -73,12 +73,12 @@ def test_export_names_the_damaged_layers_and_repairs_them(rescaled_digits, tmp_p
         assert equalized["formats"][fmt]["accuracy_drop"] <= 0.5
         assert equalized["formats"][fmt]["latency_ms"] > 0
     exported = json.loads((tmp_path / "export.json").read_text())
-    assert exported["repaired"] == "repaired.keras" and exported["layers"]["tflite"]
+    assert exported["optimized"] == "optimized.keras" and exported["layers"]["tflite"]
     # The files written are the repaired ones, and they say so by their parent.
     from edgecnn import runtime
     from edgecnn.fileio import sha256_file
 
-    assert runtime.load(tmp_path / "model_int8.tflite").metadata.parent_sha256 == sha256_file(tmp_path / "repaired.keras")
+    assert runtime.load(tmp_path / "model_int8.tflite").metadata.parent_sha256 == sha256_file(tmp_path / "optimized.keras")
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_a_healthy_model_is_measured_and_left_alone(exported_run, tmp_path):
     assert result.exit_code == 0, result.stderr
     (ptq,) = report["int8_steps"]
     assert all(m["agreement"] >= 0.98 for m in ptq["formats"].values())
-    assert "Warning" not in result.stderr and not (tmp_path / "repaired.keras").exists()
+    assert "Warning" not in result.stderr and not (tmp_path / "optimized.keras").exists()
 
 
 @pytest.mark.slow

@@ -1,0 +1,161 @@
+"""Export's int8 steps beyond equalization: QAT, pruning, clustering, and float layers for what
+nothing else repairs, on the README's default digits model."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import main
+
+
+def _export(model, out, *args):
+    result = CliRunner().invoke(
+        main, ["export", str(model), "--int8", "--format", "tflite,onnx", "--json", "--out", str(out), *args]
+    )
+    return result, (json.loads(result.stdout) if result.exit_code == 0 else None)
+
+
+def _steps(report) -> dict:
+    return {step["step"]: step for step in report["int8_steps"]}
+
+
+@pytest.mark.slow
+def test_qat_keeps_accuracy_and_agreement_for_tflite_and_onnx(default_digits_run, tmp_path):
+    out, _ = default_digits_run
+    result, report = _export(out / "model.keras", tmp_path, "--qat", "--qat-epochs", "2")
+    assert result.exit_code == 0, result.stderr
+    steps = _steps(report)
+    for fmt in ("tflite", "onnx"):
+        ptq, qat = steps["ptq"]["formats"][fmt], steps["qat"]["formats"][fmt]
+        assert qat["accuracy"] >= ptq["accuracy"] - 0.001
+        assert qat["agreement"] >= 0.99
+    # The QAT ONNX file holds int8 weights, not the float ones tf2onnx writes.
+    assert steps["qat"]["formats"]["onnx"]["size_bytes"] < 0.4 * (tmp_path / "model_fp32.onnx").stat().st_size
+    assert report["optimized"] and (tmp_path / "optimized.keras").is_file()
+
+
+@pytest.mark.slow
+def test_pruning_zeroes_half_of_the_large_layers_and_compresses(default_digits_run, tmp_path):
+    out, _ = default_digits_run
+    result, report = _export(out / "model.keras", tmp_path, "--prune", "0.5")
+    assert result.exit_code == 0, result.stderr
+    steps = _steps(report)
+    assert 0.45 <= steps["prune"]["sparsity"] <= 0.55
+    for fmt in ("tflite", "onnx"):
+        ptq, pruned = steps["ptq"]["formats"][fmt], steps["prune"]["formats"][fmt]
+        assert pruned["compressed_bytes"] < 0.8 * ptq["compressed_bytes"]
+        assert pruned["accuracy"] >= ptq["float_accuracy"] - 0.01
+
+
+@pytest.mark.slow
+def test_clustering_leaves_each_clustered_layer_16_int8_values(default_digits_run, tmp_path):
+    from edgecnn.runtime.tflite_file import load_tflite
+
+    out, _ = default_digits_run
+    result, report = _export(out / "model.keras", tmp_path, "--cluster", "16")
+    assert result.exit_code == 0, result.stderr
+    steps = _steps(report)
+    assert steps["cluster"]["formats"]["tflite"]["compressed_bytes"] < 0.8 * steps["ptq"]["formats"]["tflite"]["compressed_bytes"]
+    parsed = load_tflite(tmp_path / "model_int8.tflite")
+    graph = parsed.subgraphs[0]
+    distinct = []
+    for code, op in parsed.operators(0):
+        if code.name == "CONV_2D":
+            weights = np.frombuffer(parsed.buffer_data(graph.tensors[op.inputs[1]].buffer), np.int8)
+            if weights.size >= 4096:
+                distinct.append(len(np.unique(weights)))
+    assert distinct and max(distinct) <= 16
+
+
+def _offset_model(src, folder):
+    """The folded digits model with one channel of block1's separable-conv branch +1000 and the same
+    channel of its residual branch -1000: the sum is unchanged, and no rescaling of weights undoes it.
+
+    Saved as a plain Keras file, as a user brings one, with unlabeled calibration images and a
+    labels file: with no labelled data, quantization-aware training cannot run either.
+    """
+    from edgecnn.data import load_dataset
+    from edgecnn.keras_file import load_with_metadata
+
+    model, meta = load_with_metadata(src)
+    for name, shift in (("block1_sepconv2", 1000.0), ("block1_residual", -1000.0)):
+        bias = model.get_layer(name).weights[-1]
+        values = bias.numpy()
+        values[0] += shift
+        bias.assign(values)
+    folder.mkdir(exist_ok=True)
+    model.save(folder / "offset.keras")
+    np.save(folder / "calib.npy", load_dataset("digits", seed=0).train.images[:300])
+    (folder / "labels.txt").write_text("\n".join(meta.labels) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def offset_model(default_digits_run, tmp_path_factory):
+    out, _ = default_digits_run
+    return _offset_model(out / "folded.keras", tmp_path_factory.mktemp("offset"))
+
+
+def _offset_args(folder):
+    return [
+        str(folder / "offset.keras"),
+        "--calib",
+        str(folder / "calib.npy"),
+        "--labels",
+        str(folder / "labels.txt"),
+        "--norm",
+        "0,1",
+    ]
+
+
+@pytest.mark.slow
+def test_what_equalization_cannot_repair_is_left_float(offset_model, tmp_path):
+    args = _offset_args(offset_model)
+    result, report = _export(args[0], tmp_path, *args[1:])
+    assert result.exit_code == 0, result.stderr
+    steps = _steps(report)
+    assert list(steps) == ["ptq", "equalize", "float layers"]
+    assert steps["equalize"]["formats"]["tflite"]["agreement"] < 0.98
+    final = steps["float layers"]
+    for fmt in final["formats"]:
+        assert final["formats"][fmt]["agreement"] >= 0.98
+    assert any("block1" in layer for layers in final["layers"].values() for layer in layers)
+    from edgecnn.runtime.tflite_file import load_tflite
+
+    ops = [code.name for code, _ in load_tflite(tmp_path / "model_int8.tflite").operators(0)]
+    assert "DEQUANTIZE" in ops[1:-1]  # a float island inside the int8 graph
+    # The I/O stays what was asked for: uint8 in and out.
+    from edgecnn import runtime
+
+    model = runtime.load(tmp_path / "model_int8.tflite")
+    assert (model.input_dtype, model.output_dtype) == ("uint8", "uint8")
+
+
+@pytest.mark.slow
+def test_for_the_edge_tpu_float_layers_are_refused_with_what_they_would_cost(offset_model, tmp_path, no_edgetpu_compiler):
+    args = _offset_args(offset_model)
+    result = CliRunner().invoke(main, ["export", *args, "--int8", "--target", "edgetpu", "--out", str(tmp_path / "tpu")])
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "on the CPU" in error and "block1" in error
+    assert not (tmp_path / "tpu" / "model_int8.tflite").exists()
+
+
+def test_fuse_relu_moves_each_lone_relu_into_its_layer_and_keeps_the_function():
+    from edgecnn.quantize.qat import fuse_relu
+    from edgecnn.tf import keras
+
+    k = keras()
+    inputs = k.Input((8, 8, 3))
+    x = k.layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    x = k.layers.Activation("relu", name="a_act")(x)
+    y = k.layers.Conv2D(4, 1, name="b")(x)
+    z = k.layers.Activation("relu", name="shared")(k.layers.Add()([x, y]))  # after an Add: stays
+    model = k.Model(inputs, k.layers.Dense(2, name="head")(k.layers.GlobalAveragePooling2D()(z)))
+    fused = fuse_relu(model)
+    names = [layer.name for layer in fused.layers]
+    assert "a_act" not in names and "shared" in names and fused.get_layer("a").activation.__name__ == "relu"
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(x).numpy(), fused(x).numpy(), rtol=1e-6, atol=1e-6)
