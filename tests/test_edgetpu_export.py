@@ -154,7 +154,8 @@ def test_every_registered_architecture_maps_entirely(arch, tmp_path, no_edgetpu_
         ArtifactMetadata(format="keras", precision="float32", labels=LABELS, input_shape=shape, arch=arch),
     )
     np.save(tmp_path / "calib.npy", np.random.default_rng(0).integers(0, 256, (16, *shape), dtype=np.uint8))
-    options = ExportOptions(int8=True, target="edgetpu", calib_path=tmp_path / "calib.npy", calib_size=16)
+    # An untrained model calibrated on noise: how often its int8 file agrees with float is not the question.
+    options = ExportOptions(int8=True, target="edgetpu", calib_path=tmp_path / "calib.npy", calib_size=16, min_agreement=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EdgeTpuCompilerMissing)
         warnings.simplefilter("ignore", UserWarning)

@@ -6,34 +6,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from int8_cases import one_channel_x1000, rescaled
 
 from edgecnn.cli import main
-
-#: The issue's case: one channel of the pointwise half of these separable convs x1000, the
-#: matching depthwise channel of the next one /1000.
-RESCALED = (("block1_sepconv1", "block1_sepconv2"), ("block2_sepconv1", "block2_sepconv2"))
-
-
-def _rescaled(src, dst, scales):
-    """Save a copy of the edgecnn model `src` with `scales(pair)` applied to the named pairs (or all)."""
-    from edgecnn.keras_file import load_with_metadata, save_with_metadata
-    from edgecnn.quantize.equalize import channel_pairs
-
-    model, meta = load_with_metadata(src)
-    for pair in channel_pairs(model):
-        s = scales(pair)
-        if s is not None:
-            pair.scale(s)
-    save_with_metadata(model, dst, meta)
-    return dst
-
-
-def _one_channel_x1000(pair):
-    if (pair.producer, pair.consumer) not in RESCALED:
-        return None
-    s = np.ones(len(pair.output.ranges()))
-    s[0] = 1e-3  # the producer's channel divided by s: x1000
-    return s
 
 
 def _export(model, *args):
@@ -44,7 +19,7 @@ def _export(model, *args):
 @pytest.fixture(scope="module")
 def rescaled_digits(default_digits_run, tmp_path_factory):
     out, _ = default_digits_run
-    return _rescaled(out / "folded.keras", tmp_path_factory.mktemp("rescaled") / "model.keras", _one_channel_x1000)
+    return rescaled(out / "folded.keras", tmp_path_factory.mktemp("rescaled") / "model.keras", one_channel_x1000)
 
 
 @pytest.mark.slow
@@ -86,7 +61,7 @@ def test_repair_holds_on_another_model_and_scales_on_every_channel(exported_run,
     """The pico model of the shared fixtures, every pair's channels scaled log-uniformly over 3 decades."""
     out, _ = exported_run
     rng = np.random.default_rng(7)
-    model = _rescaled(
+    model = rescaled(
         out / "folded.keras", tmp_path / "model.keras", lambda pair: 10.0 ** rng.uniform(-3, 0, len(pair.output.ranges()))
     )
     plain, before = _export(model, "--min-agreement", "0", "--out", str(tmp_path / "plain"))
@@ -170,3 +145,21 @@ def test_int8_options_are_checked_before_any_work(tmp_path, args, message):
     model.write_bytes(b"not read")
     result = CliRunner().invoke(main, ["export", str(model), *args])
     assert result.exit_code != 0 and message in result.stderr
+
+
+@pytest.mark.slow
+def test_the_per_layer_comparison_runs_without_tensorflow(exported_run):
+    """What `edgecnn debug` runs on a .tflite needs the runtime only, as on a board."""
+    import subprocess
+    import sys
+
+    out, _ = exported_run
+    code = (
+        "import sys; from edgecnn.data import load_dataset; from edgecnn.quantize.layer_error import layer_errors; "
+        f"e = layer_errors({str(out / 'model_int8.tflite')!r}, {str(out / 'model_fp32.tflite')!r}, "
+        "load_dataset('digits', image_size=16).test.images, samples=8); "
+        "print(len(e), 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, imported = result.stdout.split()
+    assert int(count) > 5 and imported == "False"

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from int8_cases import offset_model_files, one_channel_x1000, rescaled
 
 from edgecnn.cli import main
 
@@ -69,33 +70,10 @@ def test_clustering_leaves_each_clustered_layer_16_int8_values(default_digits_ru
     assert distinct and max(distinct) <= 16
 
 
-def _offset_model(src, folder):
-    """The folded digits model with one channel of block1's separable-conv branch +1000 and the same
-    channel of its residual branch -1000: the sum is unchanged, and no rescaling of weights undoes it.
-
-    Saved as a plain Keras file, as a user brings one, with unlabeled calibration images and a
-    labels file: with no labelled data, quantization-aware training cannot run either.
-    """
-    from edgecnn.data import load_dataset
-    from edgecnn.keras_file import load_with_metadata
-
-    model, meta = load_with_metadata(src)
-    for name, shift in (("block1_sepconv2", 1000.0), ("block1_residual", -1000.0)):
-        bias = model.get_layer(name).weights[-1]
-        values = bias.numpy()
-        values[0] += shift
-        bias.assign(values)
-    folder.mkdir(exist_ok=True)
-    model.save(folder / "offset.keras")
-    np.save(folder / "calib.npy", load_dataset("digits", seed=0).train.images[:300])
-    (folder / "labels.txt").write_text("\n".join(meta.labels) + "\n")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def offset_model(default_digits_run, tmp_path_factory):
     out, _ = default_digits_run
-    return _offset_model(out / "folded.keras", tmp_path_factory.mktemp("offset"))
+    return offset_model_files(out / "folded.keras", tmp_path_factory.mktemp("offset"))
 
 
 def _offset_args(folder):
@@ -159,3 +137,48 @@ def test_fuse_relu_moves_each_lone_relu_into_its_layer_and_keeps_the_function():
     assert "a_act" not in names and "shared" in names and fused.get_layer("a").activation.__name__ == "relu"
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(model(x).numpy(), fused(x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_int16_activations_hold_the_range_int8_cannot(default_digits_run, tmp_path):
+    """TFLite 16x8 on the rescaled model of the issue: no repair needed, int16 input and output."""
+    from edgecnn import runtime
+
+    out, _ = default_digits_run
+    model = rescaled(out / "folded.keras", tmp_path / "model.keras", one_channel_x1000)
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(model),
+            "--int8",
+            "--int16-activations",
+            "--min-agreement",
+            "0.99",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    (ptq,) = json.loads(result.stdout)["int8_steps"]
+    assert ptq["formats"]["tflite"]["agreement"] >= 0.99
+    loaded = runtime.load(tmp_path / "out" / "model_int16x8.tflite")
+    assert loaded.metadata.precision == "int16x8" and loaded.input_dtype == "int16"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--int8", "--int16-activations", "--format", "tflite,onnx"], "--format tflite"),
+        (["--int16-activations"], "--int8"),
+        (["--int8", "--prune", "1.5"], "--prune"),
+        (["--int8", "--cluster", "1"], "--cluster"),
+        (["--prune", "0.5"], "--int8"),
+    ],
+)
+def test_compression_and_int16_options_are_checked_first(tmp_path, args, message):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not read")
+    result = CliRunner().invoke(main, ["export", str(model), *args])
+    assert result.exit_code != 0 and message in result.stderr

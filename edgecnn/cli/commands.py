@@ -268,7 +268,7 @@ def export(
     if result.folded_path:
         echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
     for step in result.int8_steps:
-        echo(f"int8 {step.name}: " + "; ".join(f"{fmt} {m.summary()}" for fmt, m in step.measurements.items()))
+        echo(f"{step.name}: " + "; ".join(f"{fmt} {m.summary()}" for fmt, m in step.measurements.items()))
     if result.optimized_path:
         echo(f"int8 steps' model -> {result.optimized_path}")
     for a in artifacts:

@@ -217,7 +217,7 @@ def model_facts(labels_path=None, norm=None, mean=None, std=None, data=None):
 
 
 #: The ExportOptions fields int8_options sets.
-INT8_FIELDS = ("min_agreement", "repair", "qat", "qat_epochs", "prune", "cluster")
+INT8_FIELDS = ("min_agreement", "repair", "qat", "qat_epochs", "prune", "cluster", "int16_activations")
 
 
 def int8_options(f):
@@ -232,6 +232,11 @@ def int8_options(f):
         return f(*args, int8_fields={name: kwargs.pop(name) for name in INT8_FIELDS}, **kwargs)
 
     for option in (
+        click.option(
+            "--int16-activations",
+            is_flag=True,
+            help="TFLite 16x8: int16 activations and I/O, int8 weights, where int8 activations cannot hold the range.",
+        ),
         click.option(
             "--cluster",
             type=click.IntRange(min=2, max=256),

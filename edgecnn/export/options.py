@@ -66,6 +66,8 @@ class ExportOptions:
     prune: Optional[float] = None
     #: Distinct weights per layer after weight clustering (tfmot), before int8.
     cluster: Optional[int] = None
+    #: TFLite's 16x8 mode: int16 activations (for ranges int8 cannot hold), int8 weights.
+    int16_activations: bool = False
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:
@@ -83,6 +85,8 @@ class ExportOptions:
         if (self.repair or self.qat or self.prune or self.cluster) and not self.int8:
             raise ConfigError("--repair, --qat, --prune and --cluster work on the int8 model: add --int8")
         check_compression(self.prune, self.cluster)
+        if self.int16_activations:
+            self._check_int16()
         if not 1 <= self.qat_epochs <= 1000:
             raise ConfigError(f"--qat-epochs must be 1 to 1000, got {self.qat_epochs}")
         _ = self.normalization  # checks --norm/--mean/--std
@@ -94,6 +98,14 @@ class ExportOptions:
         from ..artifact import normalization_from
 
         return normalization_from(self.norm, self.mean, self.std)
+
+    def _check_int16(self):
+        if not self.int8:
+            raise ConfigError("--int16-activations quantizes the model: add --int8")
+        if self.formats != ("tflite",):
+            raise ConfigError("--int16-activations is TFLite's 16x8 mode: export with --format tflite (ONNX without it)")
+        if self.target is not None:
+            raise ConfigError(f"--int16-activations cannot run on --target {self.target}, which takes 8-bit models only")
 
     def _check_target(self):
         targets = export_targets()

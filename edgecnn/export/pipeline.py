@@ -147,6 +147,7 @@ def export_model(
                     "qat_epochs": options.qat_epochs if options.qat else None,
                     "prune": options.prune,
                     "cluster": options.cluster,
+                    "int16_activations": options.int16_activations,
                 },
                 "seconds": round(time.perf_counter() - started, 2),
                 "artifacts": [

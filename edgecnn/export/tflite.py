@@ -36,6 +36,7 @@ def convert_int8(
     per_tensor_dense=False,
     per_tensor_weights=False,
     keep_float: tuple[str, ...] = (),
+    int16_activations=False,
 ) -> bytes:
     """Full-integer quantization: int8 kernels only, per-channel weights, `io`-typed input and output.
 
@@ -44,7 +45,8 @@ def convert_int8(
     fully-connected kernel (the converter quantizes them per channel by default);
     `per_tensor_weights` does so for every layer. `keep_float` names tensors whose ops stay
     float (the converter's tensor names, as `edgecnn debug` shows them), between a dequantize
-    and a quantize op.
+    and a quantize op. `int16_activations` is TFLite's 16x8 mode (int16 activations, int8
+    weights) with int16 input and output, or float32 with `io` "float32".
     """
     tf, converter = _converter(model, input_shape)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -53,6 +55,9 @@ def convert_int8(
     converter._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
     converter._experimental_disable_per_channel = per_tensor_weights
     io_types = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+    if int16_activations:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        io_types = {"uint8": tf.int16, "int8": tf.int16, "float32": tf.float32}  # 16x8 has no 8-bit I/O
     converter.inference_input_type = io_types[io]
     converter.inference_output_type = io_types[output_io or io]
     if keep_float:
@@ -101,7 +106,7 @@ def _io_quantization(data: bytes):
 
     def describe(index):
         tensor = graph.tensors[index]
-        if tensor.dtype in ("int8", "uint8") and tensor.quant_scale:
+        if tensor.dtype in ("int8", "uint8", "int16") and tensor.quant_scale:
             return tensor.dtype, Quantization(tensor.dtype, float(tensor.quant_scale[0]), int(tensor.quant_zero_point[0]))
         return tensor.dtype, None
 
@@ -142,7 +147,9 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
             options.io,
             per_tensor_weights=plan.per_tensor_weights,
             keep_float=float_island(float_data, keep) if keep else (),
+            int16_activations=options.int16_activations,
         )
-        path = out_dir / f"model_int8{SUFFIX}"
-        written.append((path, write(data, path, meta.replace(precision="int8"))))
+        precision = "int16x8" if options.int16_activations else "int8"
+        path = out_dir / f"model_{precision}{SUFFIX}"
+        written.append((path, write(data, path, meta.replace(precision=precision))))
     return written

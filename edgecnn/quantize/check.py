@@ -16,6 +16,8 @@ DEFAULT_MIN_AGREEMENT = 0.98
 CHECK_IMAGES = 1000
 #: Short timing runs, as `edgecnn run` reports: enough to show what a step costs.
 STEP_BENCH = dict(threads=(1,), runs=30, warmup=3, min_seconds=0.3)
+#: Precisions of the files checked against their float siblings.
+QUANTIZED = ("int8", "int16x8")
 #: Rows of the per-layer table kept in export.json for each format.
 LAYER_ROWS = 12
 
@@ -75,18 +77,22 @@ class Step:
 def check_set(meta, options, calibration) -> CheckSet:
     """The test split of the model's data set (or --data) when there is one, else the calibration images."""
     from ..data import dataset_for
+    from .layer_error import spread
 
     if options.data or meta.dataset:
         test = dataset_for(meta, options.data).test
         if len(test):
-            return CheckSet(test.images[:CHECK_IMAGES], test.labels[:CHECK_IMAGES], "test images")
-    return CheckSet(calibration.images[:CHECK_IMAGES], None, "calibration images")
+            pick = spread(len(test), CHECK_IMAGES)
+            return CheckSet(test.images[pick], test.labels[pick], "test images")
+    return CheckSet(calibration.images[spread(len(calibration), CHECK_IMAGES)], None, "calibration images")
 
 
 def _pairs(written) -> dict[str, tuple[Path, Path]]:
     """format -> (float file, int8 file) among an export's files."""
-    by = {(m.format, m.precision): path for path, m in written}
-    return {fmt: (by[(fmt, "float32")], by[(fmt, "int8")]) for fmt, precision in by if precision == "int8"}
+    by = {}
+    for path, m in written:  # the first of each: a file compiled for a device (Edge TPU) comes after its source
+        by.setdefault((m.format, m.precision), path)
+    return {fmt: (by[(fmt, "float32")], by[(fmt, precision)]) for fmt, precision in by if precision in QUANTIZED}
 
 
 def measure(written, checks: CheckSet, bench: bool = True) -> dict[str, Measurement]:

@@ -340,10 +340,13 @@ def layer_errors(int8_path, float_path, images: np.ndarray, samples: int = DEFAU
     return sorted(results, key=lambda r: (r.channel_sqnr_db >= DAMAGED_CHANNEL_DB, r.sqnr_db))
 
 
+def spread(total: int, count: int) -> np.ndarray:
+    """`count` indices (at most `total`) spread evenly over 0..total-1: a split may be sorted by class."""
+    return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)) if total else np.zeros(0, int)
+
+
 def _pick(images: np.ndarray, samples: int) -> Iterator[np.ndarray]:
-    """The first `samples` images, spread over the set (a test split is often sorted by class)."""
-    count = min(samples, len(images))
-    for i in np.linspace(0, len(images) - 1, count).round().astype(int):
+    for i in spread(len(images), samples):
         yield images[i]
 
 
