@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..export.targets import export_targets
+from ..quantize.layer_error import DEFAULT_SAMPLES
 from ..run import RunConfig, default_out_dir
 from ..train.config import TrainConfig
 from .app import echo, emit_json, main, quiet_stdout
@@ -416,9 +417,10 @@ def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onn
 @data_option
 @click.option(
     "--samples",
-    default=None,
+    default=DEFAULT_SAMPLES,
+    show_default=True,
     type=click.IntRange(min=1, max=10_000),
-    help="Test images to compare on [default: 64].",
+    help="Test images to compare on.",
 )
 @click.option(
     "--plot",
@@ -437,13 +439,13 @@ def debug(model, reference, data, samples, plot_path, as_json):
     """
     from .. import runtime
     from ..data import dataset_for
-    from ..quantize.layer_error import DEFAULT_SAMPLES, check_formats, damaged_layers, layer_errors, markdown_table, plot
+    from ..quantize.layer_error import check_formats, damaged_layers, layer_errors, markdown_table, plot
 
     check_formats(model, reference)
     with quiet_stdout(as_json):
         meta = runtime.load(model).metadata
         images = dataset_for(meta, data).test.images
-        errors = layer_errors(model, reference, images, samples or DEFAULT_SAMPLES)
+        errors = layer_errors(model, reference, images, samples)
         if plot_path:
             plot(errors, plot_path, f"{model.name} against {reference.name}")
     damaged = damaged_layers(errors)

@@ -1,5 +1,6 @@
 """Quantization-aware training with tensorflow-model-optimization: a short fine-tune of the
-float model with int8 rounding simulated, so that its weights and ranges suit int8.
+float model with int8 rounding simulated, learning the float model's own logits, so that its
+weights and ranges suit int8 and it stays the model it was.
 
 tfmot takes the folded tf_keras model once each ReLU sits in the layer before it (see
 fuse_relu); it splits each SeparableConv2D into its depthwise and pointwise halves itself,
@@ -15,7 +16,7 @@ import contextlib
 import time
 
 #: Epochs of the fine-tune, and its learning rate: low, to keep a trained model where it is. On the
-#: default digits model 2 epochs at 1e-4 lost 3 of 359 test images against PTQ; at 3e-5 none.
+#: default digits model 2 epochs at 1e-4 on the labels lost 3 of 359 test images against PTQ.
 DEFAULT_QAT_EPOCHS = 2
 LEARNING_RATE = 3e-5
 
@@ -148,7 +149,10 @@ def quantization_aware(model, meta, options, calibration, preserve: str | None =
     qmodel = _quantize(fuse_relu(model), preserve)
     _set_ranges(qmodel, meta.normalization.apply(calibration.images))
     before = validation_accuracy(qmodel, data, meta.output)
-    after = fine_tune(qmodel, data, meta.output, options.qat_epochs, LEARNING_RATE)
+    # The float model's logits are the targets, not the labels: what QAT is for is agreeing with it.
+    # Measured (2 epochs, 3e-5): xception-micro on shapes 64x64 agreed 99.6% with float this way,
+    # 99.0% trained on the labels; the digits model 100% and 99.7%.
+    after = fine_tune(qmodel, data, meta.output, options.qat_epochs, LEARNING_RATE, teacher=model)
     return qmodel, {
         "epochs": options.qat_epochs,
         "preserves": preserve,

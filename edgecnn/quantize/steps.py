@@ -3,7 +3,7 @@ and only as far as needed. Every step re-exports every format and measures it (s
 
 1. ``prune`` / ``cluster`` (``--prune``, ``--cluster``): tfmot, before anything is checked.
 2. ``equalize``: cross-layer equalization, verified to leave the float function unchanged, then
-   bias correction (:mod:`.equalize`).
+   bias correction (:mod:`.equalize`); not after clustering, whose values it would scatter.
 3. ``qat``: quantization-aware training (:mod:`.qat`), when asked, or when equalization was not
    enough and the data set has labelled images.
 4. ``float layers``: the worst layers left float, one, two, four... until the floor holds; not
@@ -69,10 +69,11 @@ def improve(model, meta, calibration, options, written, export: Callable) -> Out
     layers = layer_report(written, checks)
     _warn(low, layers, checks, options)
 
-    source, detail = _equalized(source, meta, calibration)
-    written = export(source, plan)
-    steps.append(Step("equalize", measure(written, checks), detail))
-    layers = layer_report(written, checks)
+    if preserve != "clusters":  # rescaling channels would scatter a clustered layer's few values
+        source, detail = _equalized(source, meta, calibration)
+        written = export(source, plan)
+        steps.append(Step("equalize", measure(written, checks), detail))
+        layers = layer_report(written, checks)
     ptq_layers = layers
     if options.qat or (_below(steps[-1], options) and checks.labels is not None):
         from .qat import quantization_aware
@@ -81,7 +82,7 @@ def improve(model, meta, calibration, options, written, export: Callable) -> Out
         qat_written = export(source, replace(plan, qat_model=qat_model))
         steps.append(Step("qat", measure(qat_written, checks), detail))
         written, layers = qat_written, layer_report(qat_written, checks)
-    if _below(steps[-1], options):
+    if _below(steps[-1], options) and not options.int16_activations:  # 16x8 has no selective mode
         written, step = _keep_float(source, plan, ptq_layers, steps[-1], written, checks, options, export)
         if step is not None:
             steps.append(step)

@@ -44,20 +44,27 @@ def _loss(k, output: str):
     raise ConfigError(f"fine-tuning needs a model that outputs logits; this one outputs {output}")
 
 
-def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate: float, callbacks=()):
-    """Train `model` in place for `epochs`; returns the validation accuracy in inference mode."""
+def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate: float, callbacks=(), teacher=None):
+    """Train `model` in place for `epochs`; returns the validation accuracy in inference mode.
+
+    With `teacher` (the float model), `model` learns the teacher's logits on the same augmented
+    images instead of the labels: what it is asked to be is the float model in int8.
+    """
     from ..tf import keras, tensorflow
     from ..train.config import TrainConfig
     from ..train.trainer import augmenter
 
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(0)
-    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=_loss(k, output))
+    loss = k.losses.MeanSquaredError() if teacher is not None else _loss(k, output)
+    model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss)
     shape = tuple(data.x.shape[1:])
     y = data.y.astype(np.float32)[:, None] if output == "binary_logit" else data.y
     batches = tf.data.Dataset.from_tensor_slices((data.x, y)).shuffle(len(data.x), seed=0).batch(BATCH_SIZE)
-    batches = batches.map(augmenter(tf, shape, TrainConfig.shift, 0)).prefetch(tf.data.AUTOTUNE)
-    model.fit(batches, epochs=epochs, callbacks=list(callbacks), verbose=0)
+    batches = batches.map(augmenter(tf, shape, TrainConfig.shift, 0))
+    if teacher is not None:
+        batches = batches.map(lambda x, _: (x, teacher(x, training=False)))
+    model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, callbacks=list(callbacks), verbose=0)
     return validation_accuracy(model, data, output)
 
 
