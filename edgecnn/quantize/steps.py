@@ -3,7 +3,8 @@ and only as far as needed. Every step re-exports every format and measures it (s
 
 1. ``prune`` / ``cluster`` (``--prune``, ``--cluster``): tfmot, before anything is checked.
 2. ``equalize``: cross-layer equalization, verified to leave the float function unchanged, then
-   bias correction (:mod:`.equalize`); not after clustering, whose values it would scatter.
+   bias correction (:mod:`.equalize`); not after clustering, whose values it would scatter, and
+   not for ``--qat`` alone when the floor holds.
 3. ``qat``: quantization-aware training (:mod:`.qat`), when asked, or when equalization was not
    enough and the data set has labelled images.
 4. ``float layers``: the worst layers left float, one, two, four... until the floor holds; not
@@ -69,7 +70,9 @@ def improve(model, meta, calibration, options, written, export: Callable) -> Out
     layers = layer_report(written, checks)
     _warn(low, layers, checks, options)
 
-    if preserve != "clusters":  # rescaling channels would scatter a clustered layer's few values
+    # Only as far as needed: --qat alone on a file that holds the floor goes straight to QAT.
+    # Not after clustering either: rescaling channels would scatter a clustered layer's few values.
+    if (low or options.repair) and preserve != "clusters":
         source, detail = _equalized(source, meta, calibration)
         written = export(source, plan)
         steps.append(Step("equalize", measure(written, checks), detail))
