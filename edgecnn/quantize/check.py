@@ -70,9 +70,6 @@ class Step:
     def to_dict(self) -> dict:
         return {"step": self.name, **self.detail, "formats": {k: m.to_dict() for k, m in self.measurements.items()}}
 
-    def worst_agreement(self) -> float:
-        return min(m.agreement for m in self.measurements.values())
-
 
 def check_set(meta, options, calibration) -> CheckSet:
     """The test split of the model's data set (or --data) when there is one, else the calibration images."""
