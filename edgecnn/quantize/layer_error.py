@@ -4,7 +4,9 @@ Both files run on the same images with every intermediate tensor kept; each inte
 of the int8 model is dequantized and compared with the float model's tensor of the same name
 (TFLite keeps the converter's names in both files; ONNX Runtime's quantizer names a tensor
 ``T_quantized`` or ``T_QuantizeLinear_Output`` with ``T_scale`` and ``T_zero_point``).
-Runs on the runtimes alone (ai-edge-litert, onnxruntime and onnx): no TensorFlow.
+Runs on the runtimes alone (ai-edge-litert, onnxruntime and onnx): no TensorFlow. Written here
+because LiteRT's QuantizationDebugger needs TensorFlow and the converter that made the file, and
+ONNX Runtime's qdq_loss_debug reads QDQ graphs only; this compares any two files of one format.
 
 Two numbers per tensor:
 
