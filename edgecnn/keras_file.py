@@ -68,6 +68,15 @@ def _load(path: Path, label: Path, custom_objects, trust_model: bool):
     return model
 
 
+def copy_model(model):
+    """A new model with `model`'s architecture and a copy of its weights: changing one leaves the other."""
+    from .tf import keras
+
+    copy = keras().models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_with_metadata(model, path: str | os.PathLike, meta: ArtifactMetadata) -> Path:
     """A Keras model and its sidecar, written so that both are new or neither is."""
     from .artifact import sidecar_path

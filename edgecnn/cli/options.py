@@ -180,15 +180,22 @@ def model_facts_options(f):
 IMPORT_FIELDS = ("labels_path", "norm", "mean", "std", "img_size", "fix_bn")
 
 
+def _as_fields(f, keyword: str, names: tuple[str, ...]):
+    """`f` called with the options `names` gathered into one dict argument `keyword`."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        return f(*args, **{keyword: {name: kwargs.pop(name) for name in names}}, **kwargs)
+
+    return command
+
+
 def import_options(f):
     """For a Keras model edgecnn did not train: what it may not say, its input size, BatchNorm repair.
 
     The command receives them as one ``import_fields`` dict of ExportOptions fields.
     """
-
-    @functools.wraps(f)
-    def command(*args, **kwargs):
-        return f(*args, import_fields={name: kwargs.pop(name) for name in IMPORT_FIELDS}, **kwargs)
+    command = _as_fields(f, "import_fields", IMPORT_FIELDS)
 
     command = click.option("--fix-bn", is_flag=True, help="Re-estimate BatchNorm statistics on the calibration images first.")(
         command
@@ -226,11 +233,10 @@ def int8_options(f):
     The command receives them as one ``int8_fields`` dict of ExportOptions fields.
     """
     from ..export.options import ExportOptions
+    from ..quantize.compress import MAX_CLUSTERS
+    from ..quantize.qat import MAX_QAT_EPOCHS
 
-    @functools.wraps(f)
-    def command(*args, **kwargs):
-        return f(*args, int8_fields={name: kwargs.pop(name) for name in INT8_FIELDS}, **kwargs)
-
+    command = _as_fields(f, "int8_fields", INT8_FIELDS)
     for option in (
         click.option(
             "--int16-activations",
@@ -239,7 +245,7 @@ def int8_options(f):
         ),
         click.option(
             "--cluster",
-            type=click.IntRange(min=2, max=256),
+            type=click.IntRange(min=2, max=MAX_CLUSTERS),
             default=None,
             help="Cluster each layer's weights into this many values (tfmot) on --data's images before int8: a smaller download.",
         ),
@@ -253,7 +259,7 @@ def int8_options(f):
             "--qat-epochs",
             default=ExportOptions.qat_epochs,
             show_default=True,
-            type=click.IntRange(min=1, max=1000),
+            type=click.IntRange(min=1, max=MAX_QAT_EPOCHS),
             help="Epochs of quantization-aware training.",
         ),
         click.option("--qat", is_flag=True, help="Quantization-aware training on --data's training images (tfmot) before int8."),

@@ -236,15 +236,14 @@ def convert_quantization_aware(qat_model, input_shape, dynamic_batch: bool = Fal
 
 
 def _grid(w: np.ndarray, axis: int):
-    """(scale, axis or None) with ``w / scale`` integers in [-127, 127], per tensor else per `axis`; None if neither."""
+    """(scale, axis or None, ``w / scale``) with integers in [-127, 127], per tensor else per `axis`; None if neither."""
     for per_axis in (None, axis):
         reduce = None if per_axis is None else tuple(i for i in range(w.ndim) if i != per_axis)
         peak = np.abs(w).max(axis=reduce)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        shaped = scale if per_axis is None else scale.reshape([-1 if i == per_axis else 1 for i in range(w.ndim)])
-        q = w / shaped
+        q = w / (scale if per_axis is None else scale.reshape([-1 if i == per_axis else 1 for i in range(w.ndim)]))
         if np.allclose(q, np.round(q), atol=1e-2):
-            return scale, per_axis
+            return scale, per_axis, q
     return None
 
 
@@ -281,11 +280,8 @@ def int8_weights(proto):
         found = _grid(w, 0 if node.op_type == "Conv" or transposed else 1)
         if found is None:
             continue  # a layer the training left float stays float
-        scale, axis = found
-        shaped = scale if axis is None else scale.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
-        replace(
-            node.input[1], np.clip(np.round(w / shaped), -127, 127).astype(np.int8), scale, np.zeros_like(scale, np.int8), axis
-        )
+        scale, axis, q = found
+        replace(node.input[1], np.clip(np.round(q), -127, 127).astype(np.int8), scale, np.zeros_like(scale, np.int8), axis)
         source = producers.get(node.input[0])
         if (
             len(node.input) > 2
@@ -344,11 +340,11 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
     verify_float(float_proto.SerializeToString(), model, calibration, meta.normalization)
     path = out_dir / f"model_fp32{SUFFIX}"
     written.append((path, write(float_proto, path, meta.replace(precision="float32"))))
-    if options.int8 and plan.qat_model is not None:
+    if not options.int8:
+        return written
+    if plan.qat_model is not None:
         proto = convert_quantization_aware(plan.qat_model, meta.input_shape, options.dynamic_batch)
-        path = out_dir / f"model_int8{SUFFIX}"
-        written.append((path, write(proto, path, meta.replace(precision="int8"))))
-    elif options.int8:
+    else:
         proto = quantize_int8(
             float_proto,
             calibration,
@@ -358,6 +354,6 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
             per_channel=not plan.per_tensor_weights,
             keep_float=plan.keep_float.get("onnx", ()),
         )
-        path = out_dir / f"model_int8{SUFFIX}"
-        written.append((path, write(proto, path, meta.replace(precision="int8"))))
+    path = out_dir / f"model_int8{SUFFIX}"
+    written.append((path, write(proto, path, meta.replace(precision="int8"))))
     return written

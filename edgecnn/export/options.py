@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional
 from ..errors import ConfigError
 from ..quantize.check import DEFAULT_MIN_AGREEMENT
 from ..quantize.compress import check_compression
-from ..quantize.qat import DEFAULT_QAT_EPOCHS
+from ..quantize.qat import DEFAULT_QAT_EPOCHS, MAX_QAT_EPOCHS
 from .targets import export_targets
 
 IO_TYPES = ("uint8", "int8", "float32")
@@ -87,8 +87,8 @@ class ExportOptions:
         check_compression(self.prune, self.cluster)
         if self.int16_activations:
             self._check_int16()
-        if not 1 <= self.qat_epochs <= 1000:
-            raise ConfigError(f"--qat-epochs must be 1 to 1000, got {self.qat_epochs}")
+        if not 1 <= self.qat_epochs <= MAX_QAT_EPOCHS:
+            raise ConfigError(f"--qat-epochs must be 1 to {MAX_QAT_EPOCHS}, got {self.qat_epochs}")
         _ = self.normalization  # checks --norm/--mean/--std
         if self.target is not None:
             self._check_target()

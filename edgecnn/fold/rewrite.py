@@ -430,8 +430,8 @@ def _outputs(model, inputs) -> list[np.ndarray]:
 def verify_fold(original, folded, inputs, rtol: float = 1e-4, what: str = "folded") -> float:
     """Max |folded - original| over the original's output range, in inference mode.
 
-    Raises VerificationError above `rtol`; `what` names the rewrite in its messages. A constant output (range 0) is compared
-    against ``max(|output|, 1)`` instead, so the check still means something.
+    Raises VerificationError above `rtol`; `what` names the rewrite in its messages. A constant
+    output (range 0) is compared against ``max(|output|, 1)`` instead, so the check still means something.
     """
     if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and rtol > 0):
         raise ConfigError(f"rtol must be a positive number, got {rtol!r}")

@@ -33,14 +33,6 @@ def check_compression(prune: float | None, cluster: int | None) -> None:
         raise ConfigError(f"--cluster is the number of distinct weights per layer, 2 to {MAX_CLUSTERS}; got {cluster}")
 
 
-def _copy(model):
-    from ..tf import keras
-
-    copy = keras().models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def sparsity(model) -> float:
     """Share of zero weights over the kernels tfmot prunes."""
     zeros = total = 0
@@ -74,9 +66,10 @@ def prune(model, meta, options):
         large = type(layer).__name__ in PRUNABLE and layer.count_params() >= MIN_PRUNED_WEIGHTS
         return sp.prune_low_magnitude(layer, pruning_schedule=schedule) if large else layer
 
+    from ..keras_file import copy_model
     from ..tf import keras
 
-    wrapped = keras().models.clone_model(_copy(model), clone_function=wrap)
+    wrapped = keras().models.clone_model(copy_model(model), clone_function=wrap)
     pruned_layers = [layer.layer.name for layer in wrapped.layers if hasattr(layer, "pruning_schedule")]
     if not pruned_layers:
         raise ConfigError(
@@ -103,8 +96,10 @@ def cluster(model, meta, options, preserve_sparsity: bool = False):
     data = training_data(meta, options, "--cluster")
     cl = tfmot().clustering.keras
     # cluster_weights changes the model it is given: it gets a copy.
+    from ..keras_file import copy_model
+
     wrapped = cl.cluster_weights(
-        _copy(model),
+        copy_model(model),
         number_of_clusters=options.cluster,
         cluster_centroids_init=cl.CentroidInitialization.KMEANS_PLUS_PLUS,
         preserve_sparsity=preserve_sparsity,

@@ -43,7 +43,7 @@ class _Part:
     bias: str | None = None
 
     def _get(self, name):
-        return next(w for w in self.layer.weights if w.name.split("/")[-1].split(":")[0] == name)
+        return _weights(self.layer)[name]
 
     def ranges(self) -> np.ndarray:
         w = self._get(self.kernel).numpy()
@@ -86,6 +86,11 @@ class Pair:
 
 def _class(layer) -> str:
     return type(layer).__name__
+
+
+def _weights(layer) -> dict:
+    """A layer's variables by their own names ("kernel", "bias", "depthwise_kernel", ...)."""
+    return {v.name.split("/")[-1].split(":")[0]: v for v in layer.weights}
 
 
 def _output_part(layer) -> _Part | None:
@@ -189,7 +194,7 @@ def _rounded(w: np.ndarray, axis: int) -> np.ndarray:
 
 def _bias_shift(layer, mean_in: np.ndarray) -> np.ndarray | None:
     """The mean output error int8 weights add to `layer` given its mean input per channel."""
-    cls, w = _class(layer), {v.name.split("/")[-1].split(":")[0]: v.numpy().astype(np.float64) for v in layer.weights}
+    cls, w = _class(layer), {name: v.numpy().astype(np.float64) for name, v in _weights(layer).items()}
     if cls == "Conv2D" and layer.groups == 1:
         return np.einsum("hwio,i->o", _rounded(w["kernel"], 3) - w["kernel"], mean_in)
     if cls == "Dense":
@@ -216,19 +221,19 @@ def correct_biases(model, inputs: np.ndarray, batch_size: int = 64) -> int:
     if not layers:
         return 0
     probe = keras().Model(model.inputs, [layer.input for layer in layers])
-    sums = [0.0] * len(layers)
+    sums, rows = [0.0] * len(layers), [0] * len(layers)
     for i in range(0, len(inputs), batch_size):
         outs = probe(inputs[i : i + batch_size], training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         for j, t in enumerate(outs):
-            t = np.asarray(t, dtype=np.float64)
-            sums[j] = sums[j] + t.reshape(-1, t.shape[-1]).sum(axis=0) / (t.size / t.shape[-1]) * len(t)
+            t = np.asarray(t, dtype=np.float64).reshape(-1, t.shape[-1])  # every image and position
+            sums[j], rows[j] = sums[j] + t.sum(axis=0), rows[j] + len(t)
     corrected = 0
-    for layer, total in zip(layers, sums):
-        shift = _bias_shift(layer, total / len(inputs))
+    for layer, total, count in zip(layers, sums, rows):
+        shift = _bias_shift(layer, total / count)
         if shift is None:
             continue
-        bias = next(v for v in layer.weights if v.name.split("/")[-1].startswith("bias"))
+        bias = _weights(layer)["bias"]
         bias.assign((bias.numpy() - shift).astype(bias.dtype.as_numpy_dtype))
         corrected += 1
     return corrected

@@ -124,11 +124,10 @@ def _warn(low: dict, layers: dict, checks: CheckSet, options) -> None:
 def _equalized(model, meta, calibration):
     """A copy of `model` after cross-layer equalization (verified unchanged) and bias correction."""
     from ..fold import VERIFY_SAMPLES, verify_fold
-    from ..tf import keras
+    from ..keras_file import copy_model
     from .equalize import correct_biases, equalize
 
-    copy = keras().models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = copy_model(model)
     pixels = meta.normalization.apply(calibration.images)
     samples = pixels[:VERIFY_SAMPLES]
     pairs = equalize(copy)
