@@ -141,6 +141,47 @@ def _quantize(model, preserve: str | None):
     return t.quantization.keras.quantize_apply(annotated, schemes[preserve]())
 
 
+def _best_agreement(qmodel, teacher, data, output: str):
+    """A callback that keeps the weights (ranges included) of the epoch whose validation top-1
+    agrees most with the float model, counting the start as epoch 0: a fine-tune that does not
+    help on held-out images is undone. On the default digits model, without it, 2 epochs lost
+    1 of 359 test images against PTQ in some runs."""
+    import numpy as np
+
+    from ..runtime.preprocess import top_class
+    from ..tf import keras
+
+    def top(m):
+        return np.concatenate(
+            [top_class(np.asarray(m(data.x_val[i : i + 256], training=False)), output) for i in range(0, len(data.x_val), 256)]
+        )
+
+    class BestAgreement(keras().callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self._weights, self._target = None, 0, None, None
+
+        def _measure(self, epoch):
+            if len(data.x_val) == 0:
+                return
+            agreement = float((top(qmodel) == self._target).mean())
+            if self.best is None or agreement > self.best:
+                self.best, self.best_epoch, self._weights = agreement, epoch, qmodel.get_weights()
+
+        def on_train_begin(self, logs=None):
+            self._target = top(teacher) if len(data.x_val) else None
+            self._measure(0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._measure(epoch + 1)
+
+        def on_train_end(self, logs=None):
+            if self._weights is not None:
+                qmodel.set_weights(self._weights)
+
+    return BestAgreement()
+
+
 def quantization_aware(model, meta, options, calibration, preserve: str | None = None):
     """A tfmot QAT copy of the float `model`, fine-tuned on the data set; returns (model, report)."""
     from .tuning import fine_tune, training_data, validation_accuracy
@@ -153,12 +194,15 @@ def quantization_aware(model, meta, options, calibration, preserve: str | None =
     # The float model's logits are the targets, not the labels: what QAT is for is agreeing with it.
     # Measured (2 epochs, 3e-5): xception-micro on shapes 64x64 agreed 99.6% with float this way,
     # 99.0% trained on the labels; the digits model 100% and 99.7%.
-    after = fine_tune(qmodel, data, meta.output, options.qat_epochs, LEARNING_RATE, teacher=model)
+    best = _best_agreement(qmodel, model, data, meta.output)
+    after = fine_tune(qmodel, data, meta.output, options.qat_epochs, LEARNING_RATE, callbacks=[best], teacher=model)
     return qmodel, {
         "epochs": options.qat_epochs,
         "preserves": preserve,
         "data": data.name,
         "val_accuracy_before": before,
         "val_accuracy": after,
+        "best_epoch": best.best_epoch,
+        "val_agreement": best.best,
         "seconds": round(time.perf_counter() - started, 1),
     }
