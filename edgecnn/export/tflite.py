@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifact import METADATA_KEY, ArtifactMetadata, Quantization, write_model
-from .tflite_metadata import embed_metadata
+from ..artifact import ArtifactMetadata, Quantization, write_model
+from .tflite_metadata import embed_artifact_metadata
 
 SUFFIX = ".tflite"
 
@@ -123,7 +123,7 @@ def write(data: bytes, path: Path, meta: ArtifactMetadata) -> ArtifactMetadata:
         input_quantization=in_q,
         output_quantization=out_q,
     )
-    write_model(path, embed_metadata(data, METADATA_KEY, meta.to_json().encode()), meta)
+    write_model(path, embed_artifact_metadata(data, meta), meta)
     return meta
 
 

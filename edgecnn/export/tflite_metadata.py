@@ -7,10 +7,12 @@ missing). Reading metadata needs neither: see :mod:`edgecnn.runtime.tflite_file`
 
 from __future__ import annotations
 
+from ..artifact import METADATA_KEY, ArtifactMetadata
 from ..errors import MissingDependencyError, ModelFileError
+from ..runtime import standard_metadata
 from ..runtime.tflite_file import FILE_IDENTIFIER, read_metadata, read_tflite
 
-__all__ = ["embed_metadata", "read_metadata"]
+__all__ = ["embed_metadata", "embed_artifact_metadata", "read_metadata"]
 
 #: TFLite aligns constant buffers to 16 bytes (``force_align: 16`` in schema.fbs).
 _BUFFER_ALIGNMENT = 16
@@ -150,6 +152,15 @@ def embed_metadata(tflite_bytes: bytes, name: str, payload: bytes) -> bytes:
     if read_metadata(out, name) != bytes(payload):
         raise ModelFileError(f"embedding metadata {name!r} produced a model that does not read back; report this bug")
     return out
+
+
+def embed_artifact_metadata(tflite_bytes: bytes, meta: ArtifactMetadata) -> bytes:
+    """The model with edgecnn's metadata and the standard TFLite metadata (with its labels
+    file appended), so that edgecnn, MediaPipe, the Task Library and Android Studio all read it."""
+    standard = standard_metadata.for_artifact(meta)
+    out = embed_metadata(tflite_bytes, METADATA_KEY, meta.to_json().encode())
+    out = embed_metadata(out, standard_metadata.METADATA_NAME, standard_metadata.build(standard, meta.input_shape[:2]))
+    return standard_metadata.labels_archive(out, meta.labels) if standard.labels_file else out
 
 
 def _text(value) -> str:

@@ -17,7 +17,9 @@ from typing import Optional
 
 from ..artifact import MAX_LABELS, MAX_SIDE, ArtifactMetadata, Normalization
 from ..errors import ModelFileError
+from . import standard_metadata
 from .model import QUANTIZED_DTYPES, TensorSpec
+from .standard_metadata import StandardMetadata
 
 
 class AssumedModelFacts(UserWarning):
@@ -48,9 +50,10 @@ def foreign_metadata(
     facts: ModelFacts,
     file_labels: Optional[tuple[str, ...]] = None,
     quantized: bool = False,
+    standard: Optional[StandardMetadata] = None,
 ) -> ArtifactMetadata:
     """`final_op`: the activation the graph ends in (SOFTMAX/LOGISTIC, Softmax/Sigmoid), if known;
-    `file_labels`: a labels file the model carries (standard TFLite metadata)."""
+    `file_labels`: a labels file the model carries; `standard`: its standard TFLite metadata."""
     shape = tuple(inp.shape)
     if len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in shape[1:]):
         raise ModelFileError(f"{path} takes input of shape {shape}; edgecnn runs image classifiers taking (1, H, W, C)")
@@ -78,8 +81,15 @@ def foreign_metadata(
         origin = "--labels" if facts.labels else ("the labels file inside it" if file_labels else "--data's class folders")
         raise ModelFileError(f"{path} has {classes} classes but {origin} names {len(labels)}; give one label per class")
     normalization = facts.normalization
+    if normalization is None and standard is not None and inp.dtype not in QUANTIZED_DTYPES:
+        # Only float inputs: MediaPipe and the Task Library feed 8-bit inputs raw pixels, whatever it says.
+        normalization = standard.normalization
     if normalization is None:
-        if inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None:
+        if inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None and standard is not None:
+            q = inp.quantization
+            shift = 128 if q.dtype == "int8" else 0
+            normalization = Normalization(q.scale, -q.scale * (q.zero_point + shift))
+        elif inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None:
             q = inp.quantization
             # The 8-bit convention: raw pixels are the quantized input (pixel - 128 for int8).
             shift = 128 if q.dtype == "int8" else 0
@@ -106,19 +116,27 @@ def foreign_metadata(
     )
 
 
-def tflite_labels(data: bytes) -> Optional[tuple[str, ...]]:
-    """The labels a .tflite carries as a standard-metadata associated file (a zip appended to it).
+def tflite_standard_metadata(parsed) -> Optional[StandardMetadata]:
+    """The standard metadata of a parsed .tflite, None if it has none; a corrupt buffer is
+    said in a warning and ignored, as MediaPipe Model Maker's files are run without it too."""
+    data = parsed.metadata.get(standard_metadata.METADATA_NAME)
+    if data is None:
+        return None
+    try:
+        return standard_metadata.parse(data)
+    except ValueError as exc:
+        warnings.warn(AssumedModelFacts(f"ignoring the model's {standard_metadata.METADATA_NAME}: {exc}"), stacklevel=3)
+        return None
 
-    Read from the zip without the metadata schema: one .txt file in it is the labels file,
-    as TFLite Model Maker and MediaPipe write them; several or none, and None is returned.
-    """
+
+def tflite_labels(data: bytes, standard: Optional[StandardMetadata] = None) -> Optional[tuple[str, ...]]:
+    """The labels a .tflite carries as an associated file (a zip appended to it): the one its
+    standard metadata names, else the only .txt file in the zip, as older writers left them."""
+    if standard is not None and standard.labels_file:
+        return standard_metadata.read_labels(data, standard.labels_file)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            texts = [i for i in zf.infolist() if i.filename.lower().endswith(".txt") and i.file_size <= (10 << 20)]
-            if len(texts) != 1:
-                return None
-            text = zf.read(texts[0]).decode("utf-8")
-    except Exception:  # BadZipFile, zlib.error, struct.error, ...: a damaged appendix is no labels file, not an error
+            texts = [i.filename for i in zf.infolist() if i.filename.lower().endswith(".txt")]
+    except Exception:  # BadZipFile, struct.error, ...: a damaged appendix is no labels file, not an error
         return None
-    labels = tuple(line.strip() for line in text.splitlines() if line.strip())
-    return labels if 0 < len(labels) <= MAX_LABELS else None
+    return standard_metadata.read_labels(data, texts[0]) if len(texts) == 1 else None

@@ -11,7 +11,7 @@ import numpy as np
 from ..artifact import METADATA_KEY, Quantization
 from ..errors import ConfigError, ModelFileError, first_line
 from .devices import EDGETPU_CUSTOM_OP, is_compiled_for_edgetpu, load_edgetpu_delegate, parse_device
-from .foreign import ModelFacts, foreign_metadata, tflite_labels
+from .foreign import ModelFacts, foreign_metadata, tflite_labels, tflite_standard_metadata
 from .interpreters import load_interpreter
 from .model import QUANTIZED_DTYPES, PathLike, RuntimeModel, TensorSpec, check_io, resolve_metadata
 from .preprocess import dequantize, prepare_input
@@ -80,6 +80,7 @@ class TFLiteRuntimeModel(RuntimeModel):
                 f"{path} has {len(inputs)} inputs and {len(outputs)} outputs; an image classifier has one of each"
             )
         if meta is None:  # a .tflite from elsewhere: what the file says, and what the user does
+            standard = tflite_standard_metadata(parsed)
             meta = foreign_metadata(
                 path,
                 "tflite",
@@ -87,8 +88,9 @@ class TFLiteRuntimeModel(RuntimeModel):
                 _spec(outputs[0], "output", path),
                 _final_activation(parsed),
                 facts or ModelFacts(),
-                tflite_labels(parsed.data),
+                tflite_labels(parsed.data, standard),
                 quantized=_is_quantized(parsed),
+                standard=standard,
             )
         super().__init__(path, meta, backend + where)
         self._input, self._output = inputs[0], outputs[0]
