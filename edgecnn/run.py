@@ -34,6 +34,9 @@ class RunConfig:
     calib_size: int = ExportOptions.calib_size
     calib_method: str = ExportOptions.calib_method
     onnx_format: str = ExportOptions.onnx_format
+    #: A run's files go into apps: MediaPipe and the LiteRT Task Library take RGB input only, so a
+    #: grayscale model (the quick start's digits) gets an RGB input with a fixed luminance conversion.
+    rgb: bool = True
     #: Largest accuracy drop (points) any artifact may show against the Keras model.
     max_drop: float = 1.0
     #: Time every artifact (one thread) and add latency, MACs and memory to the report.
@@ -56,6 +59,7 @@ class RunConfig:
             calib_size=self.calib_size,
             calib_method=self.calib_method,
             onnx_format=self.onnx_format,
+            rgb=self.rgb,
         )
 
     @property

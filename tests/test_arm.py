@@ -76,14 +76,15 @@ def _validate_json(artifact, target):
 
 
 def test_emulated_validation_runs_the_same_runtime_on_both_sides(exported_run):
-    """A Pi 4 (no dot product) on the small test model: ai-edge-litert's int8 path is bit-exact with x86."""
+    """A Pi 4 (no dot product) on the small test model: ai-edge-litert's XNNPACK int8 path is bit-exact
+    with x86; the final int8 softmax, LiteRT's own kernel, rounds 1 LSB (1/256) apart in a few outputs."""
     env = environment("arm64")
     out, _ = exported_run
     report = _validate_json(out / "model_int8.tflite", "arm64-pi4")
     assert report["target"] == "arm64-pi4" and report["emulated"] is True and report["samples"] > 100
     assert report["runtime"] == report["host_runtime"] == env.runtime.replace("-", "_")  # like with like
     assert report["device"]["machine"] == "aarch64" and report["device"]["cpu"] == "cortex-a72"
-    assert report["agreement"] == 1.0 and report["max_abs_diff_lsb"] == 0
+    assert report["agreement"] == 1.0 and report["max_abs_diff_lsb"] <= 1 and report["differing_outputs"] < 0.01
     assert "latency_ms" not in report  # emulated timings are not latency
 
 

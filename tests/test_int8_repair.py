@@ -90,7 +90,7 @@ def test_debug_lists_every_quantized_layer_of_the_default_model(default_digits_r
     out, _ = default_digits_run
     for fmt, ops in (
         ("tflite", {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "FULLY_CONNECTED"}),
-        ("onnx", {"QLinearConv", "QLinearAdd"}),
+        ("onnx", {"Conv", "Add"}),  # QDQ: the ops whose outputs are quantized
     ):
         result = CliRunner().invoke(
             main,

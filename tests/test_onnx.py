@@ -129,19 +129,23 @@ def test_float_onnx_equals_the_keras_model(onnx_run, digits_small):
     out, _ = onnx_run
     images = digits_small.test.images
     keras_logits = load_predictor(out / "model.keras").predict(images)
-    onnx_logits = runtime.load(out / "model_fp32.onnx").predict(images)
-    assert np.abs(keras_logits - onnx_logits).max() <= 1e-4
+    onnx_model = runtime.load(out / "model_fp32.onnx")
+    assert onnx_model.metadata.output == "probabilities"  # every exported file ends in its softmax
+    assert np.abs(runtime.softmax(keras_logits) - onnx_model.predict(images)).max() <= 1e-5
 
 
-def test_int8_uses_quantized_operators_with_per_channel_weights(onnx_run, digits_small):
+def test_int8_is_qdq_with_per_channel_int8_weights(onnx_run, digits_small):
     out, _ = onnx_run
     proto = onnx.load(str(out / "model_int8.onnx"))
     types = op_types(proto)
-    assert ExportOptions().onnx_format == "qoperator"
-    assert "QLinearConv" in types and "Conv" not in types and "QuantizeLinear" in types
+    assert ExportOptions().onnx_format == "qdq"  # what OpenVINO and onnxruntime-web run too
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= types and "QLinearConv" not in types
     initializers = {t.name: t for t in proto.graph.initializer}
-    conv = next(n for n in proto.graph.node if n.op_type == "QLinearConv")
-    weight, weight_scale = initializers[conv.input[3]], initializers[conv.input[4]]
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    dequantize = producers[conv.input[1]]
+    assert dequantize.op_type == "DequantizeLinear"
+    weight, weight_scale = initializers[dequantize.input[0]], initializers[dequantize.input[1]]
     assert weight.data_type == onnx.TensorProto.INT8
     assert int(np.prod(weight_scale.dims)) == weight.dims[0] > 1  # one scale per output channel
     assert weight_bytes(proto) < 0.4 * weight_bytes(onnx.load(str(out / "model_fp32.onnx")))
@@ -177,10 +181,11 @@ def test_formats_and_calibration_methods(onnx_run, calibration, digits_small, fm
 
 
 def test_dynamic_batch(onnx_run, calibration, digits_small, tmp_path):
+    from edgecnn.export.io_layers import with_scores
     from edgecnn.keras_file import load_with_metadata
 
     out, _ = onnx_run
-    model, meta = load_with_metadata(out / "folded.keras")
+    model, meta = with_scores(*load_with_metadata(out / "folded.keras"))  # as export_model converts it
     options = ExportOptions(formats=("onnx",), int8=True, dynamic_batch=True)
     written = onnx_export.export(model, meta, calibration, options, tmp_path)
     for path, _ in written:

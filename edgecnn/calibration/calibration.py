@@ -35,6 +35,14 @@ class CalibrationSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def with_channels(self, channels: int) -> "CalibrationSet":
+        """The same images with `channels` channels: a gray image repeated as R = G = B."""
+        if self.images.shape[-1] == channels:
+            return self
+        if self.images.shape[-1] != 1:
+            raise DataError(f"calibration images from {self.source} have {self.images.shape[-1]} channels, not 1 or {channels}")
+        return CalibrationSet(np.repeat(self.images, channels, axis=-1), self.source, self.labels)
+
     def batches(self, normalization):
         """Yield normalised float32 batches of one sample, as converters want them."""
         for image in self.images:

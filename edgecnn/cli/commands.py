@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..export.options import ExportOptions
 from ..export.targets import export_targets
 from ..quantize.layer_error import DEFAULT_SAMPLES
 from ..run import RunConfig, default_out_dir
@@ -31,6 +32,7 @@ from .options import (
     model_facts_options,
     onnx_format_option,
     out_dir_option,
+    rgb_option,
     seed_option,
     trust_model_option,
 )
@@ -195,6 +197,7 @@ def fold(model, output, data, calib_path, trust_model, import_fields):
     default=None,
     help="Export for a device: edgetpu checks the int8 model maps entirely and compiles it if edgetpu_compiler is installed.",
 )
+@rgb_option(ExportOptions.rgb)
 @trust_model_option
 @import_options
 @int8_options
@@ -214,6 +217,7 @@ def export(
     dynamic_batch,
     data,
     target,
+    rgb,
     trust_model,
     import_fields,
     int8_fields,
@@ -225,7 +229,7 @@ def export(
     MODEL is a .keras written by edgecnn, or any Keras image classifier: a Keras 3 or tf_keras
     .keras, an .h5 or a SavedModel folder (give --data or --calib for its images).
     """
-    from ..export import ExportOptions, export_model
+    from ..export import export_model
 
     options = ExportOptions(
         formats=formats,
@@ -238,6 +242,7 @@ def export(
         onnx_format=onnx_format,
         dynamic_batch=dynamic_batch,
         target=target,
+        rgb=rgb,
         trust_model=trust_model,
         **import_fields,
         **int8_fields,
@@ -335,37 +340,6 @@ def validate(
 
 
 @main.command()
-@click.argument("model", type=file_path)
-@click.argument("images", nargs=-1, required=True, type=file_path)
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--threads", type=click.IntRange(min=1), default=None)
-@device_option
-@model_facts_options
-@json_option
-def predict(model, images, top_k, threads, device, labels_path, norm, mean, std, as_json):
-    """Classify IMAGES with a .tflite or .onnx MODEL, using only the runtime.
-
-    For a MODEL without edgecnn metadata, --labels names its classes and --norm or --mean/--std
-    says how it takes pixels (otherwise the assumptions are printed).
-    """
-    from .. import runtime
-
-    loaded = runtime.load(model, num_threads=threads, device=device, facts=model_facts(labels_path, norm, mean, std))
-    results = {str(path): loaded.classify(path, top_k=top_k) for path in images}
-    if as_json:
-        emit_json(
-            {
-                "model": str(model),
-                "backend": loaded.backend,
-                "predictions": {p: [{"label": label, "score": s} for label, s in r] for p, r in results.items()},
-            }
-        )
-        return
-    for path, top in results.items():
-        echo(f"{path}: " + ", ".join(f"{label} {score:.3f}" for label, score in top))
-
-
-@main.command()
 @data_option
 @arch_option
 @img_size_option
@@ -375,11 +349,12 @@ def predict(model, images, top_k, threads, device, labels_path, norm, mean, std,
 @calib_size_option
 @calib_method_option
 @onnx_format_option
+@rgb_option(RunConfig.rgb)
 @max_drop_option
 @seed_option
 @out_dir_option
 @json_option
-def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, max_drop, seed, out, as_json):
+def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, rgb, max_drop, seed, out, as_json):
     """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
     from ..evaluate.report import text_table
     from ..run import run as run_pipeline
@@ -396,6 +371,7 @@ def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onn
         calib_size=calib_size,
         calib_method=calib_method,
         onnx_format=onnx_format,
+        rgb=rgb,
         max_drop=max_drop,
     )
     with quiet_stdout(as_json):

@@ -276,3 +276,13 @@ def int8_options(f):
     ):
         command = option(command)
     return command
+
+
+def rgb_option(default: bool):
+    return click.option(
+        "--rgb/--no-rgb",
+        default=default,
+        show_default=True,
+        help="Give a grayscale model an RGB input (a fixed luminance conversion in the graph), as MediaPipe and "
+        "the LiteRT Task Library require.",
+    )

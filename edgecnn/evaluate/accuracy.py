@@ -46,8 +46,10 @@ def top1(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:
 
 
 def _check_shape(predictor: Predictor, images: np.ndarray) -> None:
+    from ..runtime.preprocess import gray_as_rgb
+
     expected = tuple(predictor.metadata.input_shape)
-    if tuple(images.shape[1:]) != expected:
+    if tuple(gray_as_rgb(images[:1], expected[2]).shape[1:]) != expected:
         raise DataError(
             f"the data's images are {tuple(images.shape[1:])} but {predictor.path.name} expects {expected}; "
             "validate on the data set the model was trained on"

@@ -162,6 +162,9 @@ def verify_float(data: bytes, model, calibration, normalization) -> float:
     return diff
 
 
+#: The activations io_layers.with_scores ends a model in.
+_SCORE_OPS = ("Softmax", "Sigmoid")
+
 #: 7-bit weights. ONNX Runtime's uint8 x int8 kernels on x86 CPUs without VNNI (AVX2 only)
 #: multiply pairs into saturating int16 (vpmaddubsw): with full 8-bit weights the default
 #: digits model lost 3-9 points there, with 7-bit weights none; ONNX Runtime recommends this.
@@ -199,11 +202,16 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "quantized.onnx"
         q.quant_pre_process(float_proto, str(prepared))
-        # A tensor stays float only if the node writing it and every node reading it do.
+        graph = onnx.load(str(prepared)).graph
+        outputs = {o.name for o in graph.output}
+        # A tensor stays float only if the node writing it and every node reading it do. The final
+        # softmax stays float too: probabilities from the dequantized logits, not on a 1/256 grid.
         excluded = [
             n.name
-            for n in onnx.load(str(prepared)).graph.node
-            if set(n.output) & set(keep_float) or set(n.input) & set(keep_float)
+            for n in graph.node
+            if set(n.output) & set(keep_float)
+            or set(n.input) & set(keep_float)
+            or (n.op_type in _SCORE_OPS and set(n.output) & outputs)
         ]
         with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
             q.quantize_static(

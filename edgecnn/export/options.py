@@ -15,10 +15,11 @@ from .targets import export_targets
 IO_TYPES = ("uint8", "int8", "float32")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 ONNX_FORMATS = ("qdq", "qoperator")
-#: Measured with benchmarks/onnx_formats.py on x86 (AVX-512 VNNI), one thread; see README, "ONNX".
-#: With uint8 activations QOperator and QDQ ran equally fast (1.3-1.8x float); QOperator files are
-#: 7-10% smaller and stay integer when a runtime does not fuse QDQ pairs (QDQ then ran 0.8-0.9x float).
-DEFAULT_ONNX_FORMAT = "qoperator"
+#: QDQ: ONNX Runtime, OpenVINO and onnxruntime-web all run it, while OpenVINO refuses QOperator's
+#: per-channel QLinearConv. With uint8 activations ONNX Runtime ran both equally fast (1.3-2.2x
+#: float, benchmarks/onnx_formats.py on x86, one thread); QOperator files are 7-10% smaller and stay
+#: integer when a runtime does not fuse QDQ pairs (QDQ then ran 0.8-0.9x float). See README, "ONNX".
+DEFAULT_ONNX_FORMAT = "qdq"
 #: Over seven trained models the worst int8/float top-1 agreement was 99.4% with ONNX Runtime's
 #: percentile ranges and 97.7% with min-max (which was ahead on one model, by 0.4 points).
 DEFAULT_CALIB_METHOD = "percentile"
@@ -68,6 +69,9 @@ class ExportOptions:
     cluster: Optional[int] = None
     #: TFLite's 16x8 mode: int16 activations (for ranges int8 cannot hold), int8 weights.
     int16_activations: bool = False
+    #: Give a grayscale model an RGB input (a fixed luminance convolution in front), which
+    #: MediaPipe Tasks and the LiteRT Task Library require; RGB models are unchanged.
+    rgb: bool = False
 
     def __post_init__(self):
         if self.calib_method not in CALIB_METHODS:

@@ -12,6 +12,7 @@ from ..artifact import ArtifactMetadata, read_sidecar
 from ..errors import ConfigError
 from ..fileio import sha256_file, staged_folder, unstaged, write_json
 from ..keras_file import load_keras_model, save_with_metadata
+from .io_layers import for_apps
 from .options import ExportOptions
 from .targets import target_exporter
 
@@ -102,7 +103,13 @@ def export_model(
 
         def export_all(source_model, source_path, plan=None):
             source_meta = meta.replace(parent_sha256=sha256_file(source_path), edgecnn_version=__version__)
-            return [item for e in exporters for item in e.export(source_model, source_meta, calibration, options, stage, plan)]
+            files = for_apps(source_model, source_meta, plan, calibration, options.rgb)
+            files_model, files_meta, files_plan, files_calibration = files
+            return [
+                item
+                for e in exporters
+                for item in e.export(files_model, files_meta, files_calibration, options, stage, files_plan)
+            ]
 
         written = export_all(model, parent)
         outcome = None
@@ -148,6 +155,7 @@ def export_model(
                     "prune": options.prune,
                     "cluster": options.cluster,
                     "int16_activations": options.int16_activations,
+                    "rgb": options.rgb,
                 },
                 "seconds": round(time.perf_counter() - started, 2),
                 "artifacts": [

@@ -273,11 +273,14 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
             if len(after) == 1 and after[0].op_type == "Relu" and not any(o + "_quantized" in produced for o in after[0].output):
                 reference = after[0].output[0]
             layer = "input" if any(i in inputs for i in node.input) else _layer_name(name)
+            source = produced[integer]
+            if source.op_type == "QuantizeLinear" and source.input[0] in produced:
+                source = produced[source.input[0]]  # QDQ: the op whose output is quantized
             tensors.append(
                 _Tensor(
                     position,
                     layer,
-                    produced[integer].op_type,
+                    source.op_type,
                     integer,
                     zp.dtype.name,
                     float(numpy_helper.to_array(scale).reshape(-1)[0]),

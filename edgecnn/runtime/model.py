@@ -16,7 +16,7 @@ import numpy as np
 
 from ..artifact import ArtifactMetadata, Quantization, read_sidecar, sidecar_path
 from ..errors import ConfigError, DataError, ModelFileError
-from .preprocess import class_scores, image_to_pixels, load_image
+from .preprocess import class_scores, gray_as_rgb, image_to_pixels, load_image
 
 PathLike = Union[str, os.PathLike]
 #: I/O types whose values are affine-quantized integers.
@@ -162,7 +162,7 @@ class RuntimeModel:
         return pixels
 
     def _batch(self, pixels) -> np.ndarray:
-        pixels = np.asarray(pixels)
+        pixels = gray_as_rgb(pixels, self.input_shape[2])
         if pixels.shape == self.input_shape:
             pixels = pixels[None]
         if pixels.ndim != 4 or pixels.shape[1:] != self.input_shape:

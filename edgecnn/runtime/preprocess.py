@@ -122,6 +122,13 @@ def class_scores(outputs, kind: str) -> np.ndarray:
     return x
 
 
+def gray_as_rgb(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """One-channel pixels for a three-channel model, as R = G = B (a gray image is an RGB one);
+    anything else unchanged."""
+    pixels = np.asarray(pixels)
+    return np.repeat(pixels, 3, axis=-1) if channels == 3 and pixels.shape[-1:] == (1,) else pixels
+
+
 def top_class(outputs, kind: str) -> np.ndarray:
     """The predicted class of each row of model outputs (a one-unit binary head included)."""
     x = np.asarray(outputs)
