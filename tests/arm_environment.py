@@ -1,12 +1,9 @@
 """The cached ARM emulation environment, for the ARM tests: in CI its absence fails, elsewhere it skips."""
 
-import os
-
 import pytest
+from external_tools import IN_CI
 
 from edgecnn.targets.arm import ArmEnv, SetupError, load_env
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 def environment(arch: str) -> ArmEnv:
