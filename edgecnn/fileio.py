@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -119,16 +120,32 @@ def unstaged(path: str | os.PathLike, stage: Path, out: Path) -> Path:
 
 @contextlib.contextmanager
 def _signals_held():
-    """Defer SIGINT and SIGTERM (delivered when the block ends) where the platform allows it."""
-    held = {signal.SIGINT, signal.SIGTERM}
+    """Defer SIGINT and SIGTERM until the block ends.
+
+    In the main thread Python's own handlers are swapped for a recorder: a signal mask would
+    hold only this thread, and the kernel hands a process's signal to any thread that does
+    not block it (TensorFlow's thread pools), whose delivery Python then raises here anyway.
+    """
+    held = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        received = []
+        previous = {s: signal.signal(s, lambda number, _frame: received.append(number)) for s in held}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+            for number in dict.fromkeys(received):
+                signal.raise_signal(number)
+        return
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(held))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
 def read_model_bytes(path: str | os.PathLike) -> bytes:

@@ -162,7 +162,8 @@ def _layer_name(tensor: str) -> str:
     """
     parts = [p for p in tensor.split(";") if p]
     main = next((p for p in parts if not p.rsplit("/", 1)[-1].startswith(("Relu", "Relu6"))), parts[0] if parts else tensor)
-    segments = main.split("/")
+    # An RGB input wraps the model in an outer one of the same name: "net/net/block1_sepconv1/...".
+    segments = [p for i, p in enumerate(main.split("/")) if i == 0 or p != main.split("/")[i - 1]]
     return segments[1] if len(segments) > 2 else segments[0].split(":")[0]
 
 
@@ -252,6 +253,7 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
     int8_graph = onnx.load_model_from_string(read_verified(int8_path)).graph
     constants = {t.name: t for t in int8_graph.initializer}
     produced = {out: node for node in int8_graph.node for out in node.output}
+    float_producers = {out: node for node in float_graph.node for out in node.output}
     consumers: dict[str, list] = {}
     for node in float_graph.node:
         for name in node.input:
@@ -273,6 +275,8 @@ def _onnx_pairs(int8_path: Path, float_path: Path):
             if len(after) == 1 and after[0].op_type == "Relu" and not any(o + "_quantized" in produced for o in after[0].output):
                 reference = after[0].output[0]
             layer = "input" if any(i in inputs for i in node.input) else _layer_name(name)
+            if node.op_type == "Relu" and node.input[0] in float_producers:  # QDQ quantizes after a fused ReLU
+                layer = _layer_name(node.input[0])
             source = produced[integer]
             if source.op_type == "QuantizeLinear" and source.input[0] in produced:
                 source = produced[source.input[0]]  # QDQ: the op whose output is quantized
