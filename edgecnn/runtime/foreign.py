@@ -85,16 +85,14 @@ def foreign_metadata(
         # Only float inputs: MediaPipe and the Task Library feed 8-bit inputs raw pixels, whatever it says.
         normalization = standard.normalization
     if normalization is None:
-        if inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None and standard is not None:
+        if inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None:
             q = inp.quantization
+            # The 8-bit convention: raw pixels are the quantized input (pixel - 128 for int8). Standard
+            # metadata makes it the file's word: MediaPipe and the Task Library feed such inputs so.
             shift = 128 if q.dtype == "int8" else 0
             normalization = Normalization(q.scale, -q.scale * (q.zero_point + shift))
-        elif inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None:
-            q = inp.quantization
-            # The 8-bit convention: raw pixels are the quantized input (pixel - 128 for int8).
-            shift = 128 if q.dtype == "int8" else 0
-            normalization = Normalization(q.scale, -q.scale * (q.zero_point + shift))
-            assumed.append(f"it takes raw pixels as its {q.dtype} input")
+            if standard is None:
+                assumed.append(f"it takes raw pixels as its {q.dtype} input")
         else:
             normalization = Normalization()
             assumed.append("it takes pixels/255 (0..1; pass --norm or --mean/--std if not)")
