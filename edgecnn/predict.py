@@ -43,11 +43,15 @@ def image_files(args: Iterable[str]) -> list[Path]:
     return list(found)
 
 
-def predict_files(model, paths: Iterable[Path], top_k: int) -> Iterator[Prediction]:
-    for path in paths:
+def _predict(model, named: Iterable[tuple[str, object]], top_k: int) -> Iterator[Prediction]:
+    for source, image in named:
         started = time.perf_counter()
-        top = model.classify(path, top_k=top_k)
-        yield Prediction(str(path), top, time.perf_counter() - started)
+        top = model.classify(image, top_k=top_k)
+        yield Prediction(source, top, time.perf_counter() - started)
+
+
+def predict_files(model, paths: Iterable[Path], top_k: int) -> Iterator[Prediction]:
+    return _predict(model, ((str(path), path) for path in paths), top_k)
 
 
 def open_video(source: str):
@@ -80,10 +84,7 @@ def frames(capture, limit: Optional[int] = None) -> Iterator[np.ndarray]:
 
 
 def predict_frames(model, images: Iterable[np.ndarray], top_k: int) -> Iterator[Prediction]:
-    for i, image in enumerate(images):
-        started = time.perf_counter()
-        top = model.classify(image, top_k=top_k)
-        yield Prediction(f"frame {i}", top, time.perf_counter() - started)
+    return _predict(model, ((f"frame {i}", image) for i, image in enumerate(images)), top_k)
 
 
 def throughput(predictions: list[Prediction], wall_seconds: float) -> dict:
