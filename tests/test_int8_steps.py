@@ -28,13 +28,58 @@ def test_qat_keeps_accuracy_and_agreement_for_tflite_and_onnx(default_digits_run
     result, report = _export(out / "model.keras", tmp_path, "--qat", "--qat-epochs", "2")
     assert result.exit_code == 0, result.stderr
     steps = _steps(report)
+    assert set(steps["qat"]["kept_for"]) | set(steps["qat"].get("not_kept", {})) == {"tflite", "onnx"}
     for fmt in ("tflite", "onnx"):
         ptq, qat = steps["ptq"]["formats"][fmt], steps["qat"]["formats"][fmt]
         assert qat["accuracy"] >= ptq["accuracy"] - 0.001
         assert qat["agreement"] >= 0.99
+        if fmt not in steps["qat"]["kept_for"]:  # QAT's own file did worse, and the PTQ file is back
+            assert qat == ptq | {"latency_ms": qat["latency_ms"]}
     # The QAT ONNX file holds int8 weights, not the float ones tf2onnx writes.
     assert steps["qat"]["formats"]["onnx"]["size_bytes"] < 0.4 * (tmp_path / "model_fp32.onnx").stat().st_size
     assert report["optimized"] and (tmp_path / "optimized.keras").is_file()
+
+
+def _measurement(fmt, agreement, accuracy):
+    from edgecnn.quantize.check import Measurement
+
+    return Measurement(fmt, f"model_int8.{fmt}", agreement, accuracy, 1.0, 1000, 900)
+
+
+@pytest.mark.parametrize(
+    "qat, kept",
+    [
+        ({"tflite": (1.0, 0.99), "onnx": (0.995, 0.99)}, ("tflite", "onnx")),  # no worse anywhere
+        ({"tflite": (1.0, 0.995), "onnx": (1.0, 0.97)}, ("tflite",)),  # onnx agrees more but is less accurate
+        ({"tflite": (0.98, 1.0), "onnx": (0.985, 0.99)}, ()),  # both agree less
+    ],
+)
+def test_qat_files_are_kept_only_for_formats_where_they_do_no_worse(monkeypatch, qat, kept):
+    """The selection after QAT, with stand-ins for export (it returns the plan it was given) and
+    for measure (the QAT numbers for formats converted from the QAT model, else the PTQ ones)."""
+    from edgecnn.export.options import Int8Plan
+    from edgecnn.quantize import steps
+    from edgecnn.quantize.check import Step
+
+    before = Step("ptq", {"tflite": _measurement("tflite", 1.0, 0.99), "onnx": _measurement("onnx", 0.99, 0.98)})
+    trained = {fmt: _measurement(fmt, *numbers) for fmt, numbers in qat.items()}
+
+    def measure(plan, checks):
+        return {fmt: trained[fmt] if plan.qat_for(fmt) else before.measurements[fmt] for fmt in ("tflite", "onnx")}
+
+    plans = []
+
+    def export(source, plan):
+        plans.append(plan)
+        return plan
+
+    monkeypatch.setattr(steps, "measure", measure)
+    written, step = steps._qat_where_better("float model", Int8Plan(qat_model="qat model"), before, {}, None, export)
+    assert tuple(step.detail["kept_for"]) == kept and written.qat_formats == kept
+    assert len(plans) == (1 if len(kept) == 2 else 2)
+    for fmt in ("tflite", "onnx"):
+        assert step.measurements[fmt] == (trained[fmt] if fmt in kept else before.measurements[fmt])
+        assert (fmt in step.detail.get("not_kept", {})) == (fmt not in kept)
 
 
 @pytest.mark.slow

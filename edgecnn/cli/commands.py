@@ -275,6 +275,8 @@ def export(
         echo(f"folded {result.folded_layers} BatchNorm layers -> {result.folded_path}")
     for step in result.int8_steps:
         echo(f"{step.name}: " + "; ".join(f"{fmt} {m.summary()}" for fmt, m in step.measurements.items()))
+        for fmt, m in step.detail.get("not_kept", {}).items():
+            echo(f"  {fmt}: the QAT file did worse (agreement {m['agreement']:.1%}), so it is converted as before")
     if result.optimized_path:
         echo(f"int8 steps' model -> {result.optimized_path}")
     for a in artifacts:

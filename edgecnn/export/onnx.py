@@ -350,8 +350,8 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
     written.append((path, write(float_proto, path, meta.replace(precision="float32"))))
     if not options.int8:
         return written
-    if plan.qat_model is not None:
-        proto = convert_quantization_aware(plan.qat_model, meta.input_shape, options.dynamic_batch)
+    if plan.qat_for("onnx") is not None:
+        proto = convert_quantization_aware(plan.qat_for("onnx"), meta.input_shape, options.dynamic_batch)
     else:
         proto = quantize_int8(
             float_proto,

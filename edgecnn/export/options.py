@@ -127,9 +127,15 @@ class ExportOptions:
 class Int8Plan:
     """How the int8 files are made beyond ExportOptions: what export's own steps decide."""
 
-    #: A quantization-aware (tfmot) copy of the model, converted instead of the float one.
+    #: A quantization-aware (tfmot) copy of the model, converted instead of the float one...
     qat_model: Any = None
+    #: ...for these formats; the others are calibrated from the float model (QAT did not help them).
+    qat_formats: tuple[str, ...] = ("tflite", "onnx")
     #: One weight scale per tensor instead of per channel: keeps a clustered layer's few values.
     per_tensor_weights: bool = False
     #: Format -> tensors (named as in the float file) whose ops stay float.
     keep_float: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def qat_for(self, fmt: str):
+        """The quantization-aware model `fmt`'s int8 file is converted from, or None."""
+        return self.qat_model if fmt in self.qat_formats else None

@@ -140,7 +140,7 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
     if options.int8:
         keep = plan.keep_float.get("tflite", ())
         data = convert_int8(
-            plan.qat_model or model,
+            plan.qat_for("tflite") or model,
             shape,
             calibration,
             meta.normalization,

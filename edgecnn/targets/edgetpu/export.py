@@ -49,7 +49,7 @@ def export(model, meta: ArtifactMetadata, calibration, options, out_dir: Path, p
     int8 = out_dir / f"model_int8{tflite.SUFFIX}"
     # ExportOptions has checked that the input and output are 8-bit for this target.
     data = tflite.convert_int8(
-        plan.qat_model or model,
+        plan.qat_for("tflite") or model,
         meta.input_shape,
         calibration,
         meta.normalization,
