@@ -77,6 +77,24 @@ def float_island(float_data: bytes, tensors) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*tensors, *readers]))
 
 
+def io_bound_tensors(float_data: bytes) -> set[str]:
+    """Tensors that cannot stay float in a file with 8-bit I/O: keeping one would leave the op
+    that reads the input, or the one that writes the output, float (see float_island), and
+    the converter then has no quantize op at that end to turn into the I/O type."""
+    from ..runtime.tflite_file import read_tflite
+
+    graph = read_tflite(float_data).subgraphs[0]
+    names = [t.name for t in graph.tensors]
+    inputs, outputs = set(graph.inputs), set(graph.outputs)
+    bound = set()
+    for op in graph.operators:
+        if inputs & set(op.inputs):
+            bound.update(names[i] for i in op.outputs)
+        if outputs & set(op.outputs):
+            bound.update(names[i] for i in (*op.inputs, *op.outputs) if i >= 0)
+    return bound
+
+
 def _selectively_quantized(tf, converter, keep_float, input_type, output_type) -> bytes:
     """The converter's calibrated model quantized with `keep_float` left float, the I/O types kept.
 

@@ -124,6 +124,13 @@ def _worse(m, before) -> bool:
     return m.agreement < before.agreement or (m.accuracy is not None and m.accuracy < before.accuracy)
 
 
+def _tflite_io_bound(written) -> set[str]:
+    from ..export.tflite import io_bound_tensors
+
+    float_file = next(path for path, m in written if m.format == "tflite" and m.precision == "float32")
+    return io_bound_tensors(float_file.read_bytes())
+
+
 def _below(step: Step, options) -> dict:
     return {fmt: m for fmt, m in step.measurements.items() if m.agreement < options.min_agreement}
 
@@ -182,6 +189,9 @@ def _keep_float(source, plan, layers: dict, last: Step, written, checks: CheckSe
         )
     # Ranked by what each tensor's own grid does to its channels, not by the error it inherits.
     ranked = {fmt: sorted(errors, key=lambda e: e.channel_sqnr_db) for fmt, errors in layers.items()}
+    if "tflite" in ranked and options.io != "float32":
+        bound = _tflite_io_bound(written)
+        ranked["tflite"] = [e for e in ranked["tflite"] if e.source not in bound]
     failing = set(_below(last, options))
     count, step = 1, None
     most = max((len(errors) for errors in ranked.values()), default=0)
