@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from . import __version__
 from .export.options import ExportOptions
 from .fileio import staged_folder, unstaged
 from .train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 #: Where a run writes when no folder is given: runs/<data set name>.
 RUNS_DIR = Path("runs")
@@ -77,7 +80,7 @@ def run(config: RunConfig = RunConfig()) -> dict:
     dataset = load_dataset(config.data, image_size=config.img_size, seed=config.seed)
     # The run's files land together (see staged_folder): an interrupted run leaves `out` as it was.
     with staged_folder(out) as stage:
-        report = _run_into(stage, dataset, config)
+        report = _run_into(stage, dataset, config, out)
         report["artifacts"] = [
             {**a, "path": str(unstaged(a["path"], stage, out)), "reference": str(unstaged(a["reference"], stage, out))}
             for a in report["artifacts"]
@@ -88,12 +91,12 @@ def run(config: RunConfig = RunConfig()) -> dict:
     return report
 
 
-def _run_into(out: Path, dataset, config: RunConfig) -> dict:
+def _run_into(out: Path, dataset, config: RunConfig, landing: Path) -> dict:
     from .evaluate import load_predictor, top1, validate
     from .export import export_model
     from .train import fit
 
-    trained = fit(dataset, config.train_config, out)
+    trained = fit(dataset, config.train_config, out, checkpoint_dir=landing)
     exported = export_model(trained.model_path, out, config.export_options)
 
     images, labels = dataset.test.images, dataset.test.labels
@@ -101,6 +104,7 @@ def _run_into(out: Path, dataset, config: RunConfig) -> dict:
     ref_top1 = top1(reference.predict(images), reference.metadata.output)
     paths = [trained.model_path] + ([exported.folded_path] if exported.folded_path else [])
     paths += [a.path for a in exported.artifacts]
+    log.info("validating %d files on %d test images", len(paths), len(images))
     # The trained model is the reference: reuse its loaded predictor instead of loading it again.
     validations = [
         validate(
@@ -115,6 +119,7 @@ def _run_into(out: Path, dataset, config: RunConfig) -> dict:
     ]
     artifacts = [v.to_dict() for v in validations]
     if config.bench:
+        log.info("benchmarking %d files", len(artifacts))
         artifacts = [{**a, **_performance(Path(a["path"]))} for a in artifacts]
     report = {
         "dataset": dataset.name,

@@ -45,7 +45,9 @@ class CalibrationSet:
 
     def batches(self, normalization):
         """Yield normalised float32 batches of one sample, as converters want them."""
-        for image in self.images:
+        from ..progress import bar
+
+        for image in bar(self.images, what="calibrating", unit="img"):
             yield normalization.apply(image[None])
 
 

@@ -41,10 +41,14 @@ class _EchoHandler(logging.Handler):
 
 def show_progress() -> None:
     """Show the library's progress messages on stderr, once; stdout stays for results and --json."""
+    from .. import progress
+
+    progress.enable()
     logger = logging.getLogger("edgecnn")
     if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
         logger.addHandler(_EchoHandler(logging.INFO))
         logger.setLevel(logging.INFO)
+        logger.propagate = False  # TensorFlow's absl gives the root logger a handler of its own
 
 
 def _usage_error(exc: click.UsageError) -> None:

@@ -82,10 +82,17 @@ def models():
     help="Go on training this model (an earlier edgecnn model, or any Keras classifier) instead of a new --arch.",
 )
 @click.option("--new-head", is_flag=True, help="With --init: replace the model's classifier with one for the data's classes.")
+@click.option(
+    "--resume/--no-resume",
+    default=None,
+    help="Go on from the checkpoint a killed run left in --out (the default when it is of the same training), or start over.",
+)
 @trust_model_option
 @out_dir_option
 @json_option
-def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, init_model, new_head, trust_model, out, as_json):
+def train(
+    data, arch, img_size, epochs, width, batch_size, learning_rate, seed, init_model, new_head, resume, trust_model, out, as_json
+):
     """Train a model; writes model.keras, model.keras.json, labels.txt and train.json."""
     from ..data import load_dataset
     from ..train import fit
@@ -98,7 +105,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
     with quiet_stdout(as_json):
         if init_model is None:
             dataset = load_dataset(data, image_size=img_size, seed=seed)
-            result = fit(dataset, config, out)
+            result = fit(dataset, config, out, resume=resume)
         else:
             from ..importer.fine_tune import initial_model, with_head
 
@@ -106,7 +113,7 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
             height, width_px, channels = initial.input_shape
             dataset = load_dataset(data, image_size=(height, width_px), channels=channels, seed=seed)
             model = with_head(initial, dataset.labels, new_head)
-            result = fit(dataset, config, out, model=model, initial=initial)
+            result = fit(dataset, config, out, model=model, initial=initial, resume=resume)
     summary = {
         "model": str(result.model_path),
         "params": result.params,
@@ -114,10 +121,13 @@ def train(data, arch, img_size, epochs, width, batch_size, learning_rate, seed, 
         "val_accuracy": result.val_accuracy,
         "val_accuracy_training_mode": result.val_accuracy_training_mode,
         "seconds": round(result.seconds, 2),
+        "resumed_from_epoch": result.resumed_from_epoch,
     }
     if as_json:
         emit_json(summary)
     else:
+        if result.resumed_from_epoch:
+            echo(f"went on from the checkpoint of epoch {result.resumed_from_epoch} of {config.epochs}")
         echo(
             f"wrote {result.model_path} ({result.params:,} parameters); validation accuracy "
             f"{result.val_accuracy:.2%} (inference mode), {result.val_accuracy_training_mode:.2%} (training mode)"

@@ -42,8 +42,10 @@ def _check_folder(path: Path, source) -> None:
 
 def _read_all(files, size, channels):
     """Decode `files`; returns (index of each good file, stacked images, skipped list)."""
+    from ..progress import bar
+
     good, arrays, skipped = [], [], []
-    for i, f in enumerate(files):
+    for i, f in enumerate(bar(files, what="decoding images", unit="img")):
         try:
             arrays.append(read_image(f, size, channels))
             good.append(i)

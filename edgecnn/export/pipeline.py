@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..keras_file import load_keras_model, save_with_metadata
 from .io_layers import for_apps
 from .options import ExportOptions
 from .targets import target_exporter
+
+log = logging.getLogger(__name__)
 
 #: The Keras model export's int8 steps (pruning, clustering, repairs) made, saved as the parent of its files.
 OPTIMIZED_NAME = "optimized.keras"
@@ -105,11 +108,11 @@ def export_model(
             source_meta = meta.replace(parent_sha256=sha256_file(source_path), edgecnn_version=__version__)
             files = for_apps(source_model, source_meta, plan, calibration, options.rgb)
             files_model, files_meta, files_plan, files_calibration = files
-            return [
-                item
-                for e in exporters
-                for item in e.export(files_model, files_meta, files_calibration, options, stage, files_plan)
-            ]
+            written = []
+            for name, e in zip(options.formats, exporters):
+                log.info("converting to %s%s", name, " (float and int8)" if options.int8 else "")
+                written += e.export(files_model, files_meta, files_calibration, options, stage, files_plan)
+            return written
 
         written = export_all(model, parent)
         outcome = None

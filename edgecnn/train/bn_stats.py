@@ -26,11 +26,12 @@ def reestimate_bn_statistics(model, images: np.ndarray, batch_size: int = 128) -
     order, so each sees inputs produced with the corrected statistics of the layers
     before it. Returns the number of layers updated.
     """
+    from ..progress import bar
     from ..tf import keras
 
     k = keras()
     layers = batchnorm_layers(model)
-    for layer in layers:
+    for layer in bar(layers, what="BatchNorm statistics", unit="layer"):
         probe = k.Model(model.inputs, layer.input)
         total = total_sq = None
         count = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,9 @@ from ..fileio import staged_folder, write_bytes, write_json
 from ..keras_file import save_with_metadata
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
+from .resume import checkpoint_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class TrainResult:
     seconds: float
     history: dict = field(default_factory=dict)
     model: object = field(default=None, compare=False, repr=False)
+    #: The epoch this run started from: above 0 when it went on from a checkpoint.
+    resumed_from_epoch: int = 0
 
 
 def augmenter(tf, shape, shift: float, seed: int):
@@ -50,6 +56,8 @@ def fit(
     out_dir: str | Path | None = None,
     model=None,
     initial=None,
+    resume: bool | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
@@ -59,7 +67,10 @@ def fit(
     imported model: `model` is then that model (with its head for these classes), and the
     pixels are normalised as it was trained.
     Writes ``model.keras``, ``model.keras.json`` (artifact metadata), ``labels.txt`` and
-    ``train.json`` to `out_dir` when given.
+    ``train.json`` to `out_dir` when given, and checkpoints every epoch there: a run killed
+    part-way goes on from its last epoch when run again (`resume`, see :mod:`.resume`).
+    The checkpoint lives in `checkpoint_dir` (default `out_dir`; a caller that stages `out_dir`
+    gives the folder the stage lands in).
     """
     from ..nets import create_model
     from ..tf import keras, tensorflow
@@ -96,12 +107,24 @@ def fit(
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
 
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    checkpoint = None
+    if out_dir:
+        checkpoint = checkpoint_for(Path(checkpoint_dir or out_dir), _training(config, dataset, model), resume)
     started = time.perf_counter()
-    history = model.fit(train_ds, validation_data=(x_val, y_val), epochs=config.epochs, verbose=verbose).history
+    history = model.fit(
+        train_ds,
+        validation_data=(x_val, y_val),
+        epochs=config.epochs,
+        verbose=verbose,
+        callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
+    ).history
+    if checkpoint:
+        history = checkpoint.history
 
     # Measure the mode gap before and after fixing the statistics, so a report can show both.
     val_train_mode = accuracy(model, x_val, y_val, training=True, batch_size=config.batch_size)
     val_lagged = accuracy(model, x_val, y_val, training=False)
+    log.info("re-estimating BatchNorm statistics on %d training images", min(config.bn_samples, len(x_train)))
     rng = np.random.default_rng(config.seed)
     bn_idx = rng.permutation(len(x_train))[: config.bn_samples]
     reestimate_bn_statistics(model, x_train[bn_idx])
@@ -135,10 +158,31 @@ def fit(
         seconds=seconds,
         history={key: [float(v) for v in values] for key, values in history.items()},
         model=model,
+        resumed_from_epoch=checkpoint.resumed_from if checkpoint else 0,
     )
     if out_dir:
         _save(model, result, config, dataset, val_lagged, Path(out_dir))
+        checkpoint.remove()
     return result
+
+
+def _training(config: TrainConfig, dataset, model) -> dict:
+    """What a checkpoint must match to be resumed: the options, the data and the model it started from."""
+    options = {k: v for k, v in asdict(config).items() if k != "verbose"}
+    return {
+        "config": options,
+        "dataset": [dataset.name, dataset.seed, list(dataset.input_shape), list(dataset.labels), len(dataset.train)],
+        "model": [model.name, int(model.count_params()), _weights_digest(model)],
+    }
+
+
+def _weights_digest(model) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
@@ -166,6 +210,7 @@ def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged:
             },
             "params": result.params,
             "seconds": round(result.seconds, 2),
+            "resumed_from_epoch": result.resumed_from_epoch,
             "accuracy": {
                 "train_inference_mode": result.train_accuracy,
                 "val_training_mode": result.val_accuracy_training_mode,
