@@ -17,10 +17,8 @@ _INSTALL_HINT = 'install the training toolchain: pip install "edgecnn[train]"'
 def _prepare_environment() -> None:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow 2.21's oneDNN kernels corrupt the heap (free(): invalid pointer) when
-    # training a strided 1x1 Conv2D on 8 or fewer input channels, the residual projection
-    # of the smallest recipes. The Eigen kernels are about 1.5x slower here, but sound.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    # oneDNN stays on (TensorFlow's default on x86): the one op whose training it breaks is
+    # trained in another form (train/onednn.py). TF_ENABLE_ONEDNN_OPTS=0 still turns it off.
 
 
 def tensorflow():

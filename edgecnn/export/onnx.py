@@ -50,7 +50,7 @@ def _require(module: str):
 def _tf2onnx():
     from ..tf import tensorflow
 
-    tensorflow()  # tf2onnx imports TensorFlow: configure it (Keras 2, no oneDNN) first
+    tensorflow()  # tf2onnx imports TensorFlow: configure it (Keras 2) first
     return _require("tf2onnx")
 
 

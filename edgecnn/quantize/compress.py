@@ -68,8 +68,9 @@ def prune(model, meta, options):
 
     from ..keras_file import copy_model
     from ..tf import keras
+    from ..train.onednn import trainable_form
 
-    wrapped = keras().models.clone_model(copy_model(model), clone_function=wrap)
+    wrapped = keras().models.clone_model(trainable_form(copy_model(model)), clone_function=wrap)
     pruned_layers = [layer.layer.name for layer in wrapped.layers if hasattr(layer, "pruning_schedule")]
     if not pruned_layers:
         raise ConfigError(
@@ -97,9 +98,10 @@ def cluster(model, meta, options, preserve_sparsity: bool = False):
     cl = tfmot().clustering.keras
     # cluster_weights changes the model it is given: it gets a copy.
     from ..keras_file import copy_model
+    from ..train.onednn import trainable_form
 
     wrapped = cl.cluster_weights(
-        copy_model(model),
+        trainable_form(copy_model(model)),
         number_of_clusters=options.cluster,
         cluster_centroids_init=cl.CentroidInitialization.KMEANS_PLUS_PLUS,
         preserve_sparsity=preserve_sparsity,

@@ -184,11 +184,12 @@ def _best_agreement(qmodel, teacher, data, output: str):
 
 def quantization_aware(model, meta, options, calibration, preserve: str | None = None):
     """A tfmot QAT copy of the float `model`, fine-tuned on the data set; returns (model, report)."""
+    from ..train.onednn import trainable_form
     from .tuning import fine_tune, training_data, validation_accuracy
 
     started = time.perf_counter()
     data = training_data(meta, options, "--qat")
-    qmodel = _quantize(fuse_relu(model), preserve)
+    qmodel = _quantize(fuse_relu(trainable_form(model)), preserve)
     _set_ranges(qmodel, meta.normalization.apply(calibration.images))
     before = validation_accuracy(qmodel, data, meta.output)
     # The float model's logits are the targets, not the labels: what QAT is for is agreeing with it.

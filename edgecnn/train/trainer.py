@@ -17,6 +17,7 @@ from ..fileio import staged_folder, write_bytes, write_json
 from ..keras_file import save_with_metadata
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
+from .onednn import onednn_requested, trainable_form, unsafe_convs
 from .resume import checkpoint_for
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class TrainResult:
     model: object = field(default=None, compare=False, repr=False)
     #: The epoch this run started from: above 0 when it went on from a checkpoint.
     resumed_from_epoch: int = 0
+    #: Training images per second over the epochs this run trained (None if it trained none).
+    images_per_second: float | None = None
+    #: Convs trained as a subsample and a stride-1 conv (see onednn).
+    subsampled: tuple = ()
 
 
 def augmenter(tf, shape, shift: float, seed: int):
@@ -87,6 +92,8 @@ def fit(
         )
     if model is None:
         model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
+    subsampled = sorted(unsafe_convs(model))
+    model = trainable_form(model)
 
     normalization = initial.normalization if initial is not None else dataset.normalization
     x_train = normalization.apply(dataset.train.images)
@@ -118,6 +125,8 @@ def fit(
         verbose=verbose,
         callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
     ).history
+    epochs_run = len(history.get("loss", []))
+    images_per_second = len(x_train) * epochs_run / (time.perf_counter() - started) if epochs_run else None
     if checkpoint:
         history = checkpoint.history
 
@@ -159,6 +168,8 @@ def fit(
         history={key: [float(v) for v in values] for key, values in history.items()},
         model=model,
         resumed_from_epoch=checkpoint.resumed_from if checkpoint else 0,
+        images_per_second=round(images_per_second, 1) if images_per_second else None,
+        subsampled=tuple(subsampled),
     )
     if out_dir:
         _save(model, result, config, dataset, val_lagged, Path(out_dir))
@@ -211,6 +222,9 @@ def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged:
             "params": result.params,
             "seconds": round(result.seconds, 2),
             "resumed_from_epoch": result.resumed_from_epoch,
+            "images_per_second": result.images_per_second,
+            "onednn": onednn_requested(),
+            "subsampled": list(result.subsampled),
             "accuracy": {
                 "train_inference_mode": result.train_accuracy,
                 "val_training_mode": result.val_accuracy_training_mode,
