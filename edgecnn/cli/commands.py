@@ -10,7 +10,8 @@ from ..export.options import ExportOptions
 from ..export.targets import export_targets
 from ..quantize.layer_error import DEFAULT_SAMPLES
 from ..run import RunConfig, default_out_dir
-from ..train.config import TrainConfig
+from ..train.config import PRECISIONS, TrainConfig
+from ..train.distribute import STRATEGIES
 from .app import echo, emit_json, main, quiet_stdout
 from .options import (
     arch_option,
@@ -83,6 +84,19 @@ def models():
 )
 @click.option("--new-head", is_flag=True, help="With --init: replace the model's classifier with one for the data's classes.")
 @click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=TrainConfig.precision,
+    show_default=True,
+    help="bf16: mixed-precision training on CPUs with AVX512_BF16 or AMX; the saved model is float32 either way.",
+)
+@click.option(
+    "--distribute",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="Train under tf.distribute: mirrored (this machine's devices) or multiworker (the workers TF_CONFIG names).",
+)
+@click.option(
     "--resume/--no-resume",
     default=None,
     help="Go on from the checkpoint a killed run left in --out (the default when it is of the same training), or start over.",
@@ -91,7 +105,22 @@ def models():
 @out_dir_option
 @json_option
 def train(
-    data, arch, img_size, epochs, width, batch_size, learning_rate, seed, init_model, new_head, resume, trust_model, out, as_json
+    data,
+    arch,
+    img_size,
+    epochs,
+    width,
+    batch_size,
+    learning_rate,
+    seed,
+    init_model,
+    new_head,
+    precision,
+    distribute,
+    resume,
+    trust_model,
+    out,
+    as_json,
 ):
     """Train a model; writes model.keras, model.keras.json, labels.txt and train.json."""
     from ..data import load_dataset
@@ -101,11 +130,17 @@ def train(
         raise click.UsageError("--new-head replaces the classifier of the --init model; give --init MODEL")
     data = data or RunConfig.data
     out = out or default_out_dir(data)
-    config = TrainConfig(arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    config = TrainConfig(
+        arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision
+    )
     with quiet_stdout(as_json):
+        if distribute:
+            from ..train.distribute import strategy
+
+            strategy(distribute)  # before TensorFlow runs anything else, as multiworker requires
         if init_model is None:
             dataset = load_dataset(data, image_size=img_size, seed=seed)
-            result = fit(dataset, config, out, resume=resume)
+            result = fit(dataset, config, out, resume=resume, distribute=distribute)
         else:
             from ..importer.fine_tune import initial_model, with_head
 
@@ -113,7 +148,7 @@ def train(
             height, width_px, channels = initial.input_shape
             dataset = load_dataset(data, image_size=(height, width_px), channels=channels, seed=seed)
             model = with_head(initial, dataset.labels, new_head)
-            result = fit(dataset, config, out, model=model, initial=initial, resume=resume)
+            result = fit(dataset, config, out, model=model, initial=initial, resume=resume, distribute=distribute)
     summary = {
         "model": str(result.model_path),
         "params": result.params,

@@ -16,7 +16,9 @@ _RANGES = {
     "learning_rate": "use a value in (0, 10]",
     "width": f"use a multiplier in (0, {MAX_WIDTH:g}]",
     "seed": "use 0 to 2**32 - 1",
+    "precision": "use fp32 or bf16",
 }
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class TrainConfig:
     bn_samples: int = 4096
     #: Largest tolerated gap between training-mode and inference-mode validation accuracy.
     max_bn_gap: float = 0.05
+    #: "fp32", or "bf16": mixed precision (bfloat16 compute, float32 weights, BatchNorm statistics
+    #: and logits) for CPUs with AVX512_BF16 or AMX. The saved model is float32 either way.
+    precision: str = "fp32"
     verbose: int | None = None
 
     def __post_init__(self):
@@ -48,6 +53,7 @@ class TrainConfig:
             "seed": 0 <= self.seed < 2**32,
             "shift": 0 <= self.shift < 0.5,
             "bn_samples": self.bn_samples >= 1,
+            "precision": self.precision in PRECISIONS,
         }
         for name, ok in checks.items():
             if not ok:  # also False for NaN

@@ -27,6 +27,8 @@ class Checkpoint:
     history: dict = field(default_factory=dict)
     #: The epoch training restarted from (0 for a fresh start), known once training has begun.
     resumed_from: int = 0
+    #: Whether this process keeps the folder's files (False for the other workers of a cluster).
+    writer: bool = True
 
     def callbacks(self, epochs: int) -> list:
         """Callbacks for model.fit: the history writer first, so a kill between the two
@@ -47,7 +49,8 @@ class Checkpoint:
             def on_epoch_end(self, epoch, logs=None):
                 for key, value in (logs or {}).items():
                     checkpoint.history.setdefault(key, []).append(float(value))
-                write_json(checkpoint.folder / _HISTORY, checkpoint.history)
+                if checkpoint.writer:
+                    write_json(checkpoint.folder / _HISTORY, checkpoint.history)
 
             def on_train_end(self, logs=None):
                 checkpoint.history = {k: v[:epochs] for k, v in checkpoint.history.items()}
@@ -56,16 +59,20 @@ class Checkpoint:
         return [History(), backup]
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.writer:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def checkpoint_for(out_dir: Path, training: dict, resume: bool | None) -> Checkpoint:
+def checkpoint_for(out_dir: Path, training: dict, resume: bool | None, writer: bool = True) -> Checkpoint:
     """The checkpoint folder for a training described by `training` (JSON-able), in `out_dir`.
 
     `resume` None goes on from a checkpoint of the same training and starts over (with a
-    warning) from one of another; True insists on going on; False starts over.
+    warning) from one of another; True insists on going on; False starts over. Only the
+    `writer` (the chief of a cluster) decides and changes files; the other workers follow it.
     """
     folder = Path(out_dir) / FOLDER
+    if not writer:
+        return Checkpoint(folder, _read(folder / _HISTORY) or {}, writer=False)
     training = json.loads(json.dumps(training))  # as it reads back: tuples as lists
     found = _read(folder / _TRAINING)
     if resume and found is None:
@@ -84,7 +91,7 @@ def checkpoint_for(out_dir: Path, training: dict, resume: bool | None) -> Checkp
         found = None
     if found is None or resume is False:
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / _TRAINING, training)
         return Checkpoint(folder)
     return Checkpoint(folder, _read(folder / _HISTORY) or {})

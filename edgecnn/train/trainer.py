@@ -14,10 +14,12 @@ from .. import __version__
 from ..artifact import ArtifactMetadata
 from ..errors import DataError, VerificationError
 from ..fileio import staged_folder, write_bytes, write_json
-from ..keras_file import save_with_metadata
+from ..keras_file import copy_model, save_with_metadata
+from . import distribute as distribution
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 from .onednn import onednn_requested, trainable_form, unsafe_convs
+from .precision import check_bf16_supported, with_policy
 from .resume import checkpoint_for
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ class TrainResult:
     images_per_second: float | None = None
     #: Convs trained as a subsample and a stride-1 conv (see onednn).
     subsampled: tuple = ()
+    #: The tf.distribute strategy trained under (None: one device) and its replicas in sync.
+    distribute: str | None = None
+    replicas: int = 1
 
 
 def augmenter(tf, shape, shift: float, seed: int):
@@ -63,6 +68,7 @@ def fit(
     initial=None,
     resume: bool | None = None,
     checkpoint_dir: str | Path | None = None,
+    distribute: str | None = None,
 ) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
@@ -75,12 +81,15 @@ def fit(
     ``train.json`` to `out_dir` when given, and checkpoints every epoch there: a run killed
     part-way goes on from its last epoch when run again (`resume`, see :mod:`.resume`).
     The checkpoint lives in `checkpoint_dir` (default `out_dir`; a caller that stages `out_dir`
-    gives the folder the stage lands in).
+    gives the folder the stage lands in). `distribute` ("mirrored", "multiworker") trains under
+    that tf.distribute strategy (see :mod:`.distribute`); only the chief writes files.
     """
     from ..nets import create_model
     from ..tf import keras, tensorflow
 
     tf, k = tensorflow(), keras()
+    strategy = distribution.strategy(distribute)  # before any model is built
+    chief = distribution.is_chief(strategy)
     k.utils.set_random_seed(config.seed)
     shape = tuple(dataset.input_shape)
     empty = [name for name in ("train", "val") if len(getattr(dataset, name)) == 0]
@@ -90,23 +99,24 @@ def fit(
             f"data set {dataset.name!r} has {total} images in {dataset.num_classes} classes: too few for a "
             f"{' and a '.join(empty)} split; add images (a few dozen per class at least)"
         )
-    if model is None:
-        model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
-    subsampled = sorted(unsafe_convs(model))
-    model = trainable_form(model)
+    if config.precision == "bf16":
+        check_bf16_supported()
+    with strategy.scope():  # the model's variables are the strategy's
+        given = model is not None
+        if model is None:
+            model = create_model(config.arch, shape, dataset.num_classes, width=config.width)
+        subsampled = sorted(unsafe_convs(model))
+        routed = trainable_form(model)
+        if config.precision == "bf16":
+            routed = with_policy(routed, "mixed_bfloat16")
+        model = copy_model(routed) if given and routed is model and distribute else routed
+        _compile(model, config, int(np.ceil(len(dataset.train) / config.batch_size)) * config.epochs)
 
     normalization = initial.normalization if initial is not None else dataset.normalization
     x_train = normalization.apply(dataset.train.images)
     x_val = normalization.apply(dataset.val.images)
     y_train, y_val = dataset.train.labels, dataset.val.labels
 
-    steps = int(np.ceil(len(x_train) / config.batch_size)) * config.epochs
-    schedule = k.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.01)
-    model.compile(
-        optimizer=k.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
-        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
     train_ds = train_ds.batch(config.batch_size)
     if config.shift:
@@ -116,7 +126,8 @@ def fit(
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     checkpoint = None
     if out_dir:
-        checkpoint = checkpoint_for(Path(checkpoint_dir or out_dir), _training(config, dataset, model), resume)
+        training = _training(config, dataset, model)
+        checkpoint = checkpoint_for(Path(checkpoint_dir or out_dir), training, resume, writer=chief)
     started = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -125,6 +136,16 @@ def fit(
         verbose=verbose,
         callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
     ).history
+    if distribute:
+        # Every worker reads the weights out of the strategy here, in the same order (reading
+        # a BatchNorm statistic is a collective); what follows is local to each process.
+        with strategy.scope():
+            weights = model.get_weights()
+        local = k.models.clone_model(model)
+        local.set_weights(weights)
+        model = local
+    if config.precision == "bf16":
+        model = with_policy(model, "float32")
     epochs_run = len(history.get("loss", []))
     images_per_second = len(x_train) * epochs_run / (time.perf_counter() - started) if epochs_run else None
     if checkpoint:
@@ -170,11 +191,25 @@ def fit(
         resumed_from_epoch=checkpoint.resumed_from if checkpoint else 0,
         images_per_second=round(images_per_second, 1) if images_per_second else None,
         subsampled=tuple(subsampled),
+        distribute=distribute,
+        replicas=distribution.replicas(strategy),
     )
-    if out_dir:
+    if out_dir and chief:
         _save(model, result, config, dataset, val_lagged, Path(out_dir))
         checkpoint.remove()
     return result
+
+
+def _compile(model, config: TrainConfig, steps: int) -> None:
+    from ..tf import keras
+
+    k = keras()
+    schedule = k.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps, alpha=0.01)
+    model.compile(
+        optimizer=k.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
 
 
 def _training(config: TrainConfig, dataset, model) -> dict:
@@ -225,6 +260,7 @@ def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged:
             "images_per_second": result.images_per_second,
             "onednn": onednn_requested(),
             "subsampled": list(result.subsampled),
+            "distribute": {"strategy": result.distribute, "replicas": result.replicas},
             "accuracy": {
                 "train_inference_mode": result.train_accuracy,
                 "val_training_mode": result.val_accuracy_training_mode,
