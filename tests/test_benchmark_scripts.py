@@ -94,3 +94,17 @@ def test_int8_speed_times_each_model_and_input_once():
 
     assert cases(["xception-small"]) == [("xception-small", (96, 96, 3))]
     assert cases(["xception-pico", "xception-small"])[0] == ("xception-pico", (32, 32, 1))
+
+
+def test_train_speed_table_compares_each_setting_with_onednn_off_fp32():
+    from train_speed import SETTINGS, markdown
+
+    runs = {
+        setting: {"images_per_second": 100.0 * (i + 1), "seconds": 10.0, "val_accuracy": 0.99}
+        for i, setting in enumerate(SETTINGS)
+    }
+    runs["oneDNN off, bf16"] = {"error": "--precision bf16 needs a CPU with avx512_bf16 or amx_bf16"}
+    table = markdown({"host": {"cpu": "test CPU", "cores": 2}, "models": {"digits": runs}})
+    assert "| digits | oneDNN off, fp32 | 100 | 1.00x | 99.0% | 10.0 |" in table
+    assert "| digits | oneDNN on, fp32 | 200 | 2.00x |" in table
+    assert "| digits | oneDNN off, bf16 | failed: --precision bf16 needs" in table

@@ -12,6 +12,7 @@ same images; only the CPU architecture and its kernels differ:
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -31,11 +32,14 @@ from .protocol import DeviceRunError, RunnerReport, failure_message, parse_repor
 from .targets import EmulatedTarget, parse_target
 from .validation import TargetValidation
 
+log = logging.getLogger(__name__)
+
 #: Seconds an emulated run may take before it is stopped.
 TIMEOUT = 1800
 
 
 def _run(argv: list[str], env: dict, where: str, out: Path, timeout: float) -> RunnerReport:
+    log.info("running the images on %s", where)
     try:
         proc = subprocess.run(argv, env=env, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
