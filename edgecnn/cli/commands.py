@@ -10,6 +10,7 @@ from ..export.options import ExportOptions
 from ..export.targets import export_targets
 from ..quantize.layer_error import DEFAULT_SAMPLES
 from ..run import RunConfig, default_out_dir
+from ..train.augment import AUGMENTATIONS
 from ..train.config import PRECISIONS, TrainConfig
 from ..train.distribute import STRATEGIES
 from .app import echo, emit_json, main, quiet_stdout
@@ -84,6 +85,13 @@ def models():
 )
 @click.option("--new-head", is_flag=True, help="With --init: replace the model's classifier with one for the data's classes.")
 @click.option(
+    "--augment",
+    type=click.Choice(AUGMENTATIONS),
+    default=TrainConfig.augment,
+    show_default=True,
+    help="light: random translations; standard: random crop and scale, horizontal flips (never for digits), brightness and contrast.",
+)
+@click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
     default=TrainConfig.precision,
@@ -115,6 +123,7 @@ def train(
     seed,
     init_model,
     new_head,
+    augment,
     precision,
     distribute,
     resume,
@@ -131,7 +140,14 @@ def train(
     data = data or RunConfig.data
     out = out or default_out_dir(data)
     config = TrainConfig(
-        arch=arch, epochs=epochs, width=width, batch_size=batch_size, learning_rate=learning_rate, seed=seed, precision=precision
+        arch=arch,
+        epochs=epochs,
+        width=width,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        augment=augment,
+        precision=precision,
     )
     with quiet_stdout(as_json):
         if distribute:

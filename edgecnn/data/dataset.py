@@ -35,6 +35,8 @@ class Dataset:
     normalization: Normalization = field(default_factory=Normalization)
     skipped: tuple[tuple[str, str], ...] = ()  # (file, reason) for files that could not be read
     seed: int = 0  # drives generation and splits: later stages reload the same test split from it
+    #: Whether a mirror image is still an image of its class (False for digits): --augment standard flips only then.
+    flippable: bool = True
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -56,6 +58,7 @@ def build_dataset(
     val_fraction: float,
     test_fraction: float,
     skipped=(),
+    flippable: bool = True,
 ) -> Dataset:
     """Split one pool of images into train/val/test, stratified by class."""
     from .splits import split_indices
@@ -74,4 +77,5 @@ def build_dataset(
         test=take(test_idx),
         skipped=tuple((str(f), str(r)) for f, r in skipped),
         seed=int(seed),
+        flippable=flippable,
     )

@@ -47,4 +47,7 @@ def load_digits(image_size=None, channels=None, seed: int = 0, val_fraction: flo
     seed = check_seed(seed)
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
     images, labels = digits_arrays(image_size, channels)
-    return build_dataset("digits", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    # A mirrored digit is not that digit (or not a digit at all): never flipped in training.
+    return build_dataset(
+        "digits", LABELS, images, labels, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, flippable=False
+    )

@@ -51,8 +51,7 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     images instead of the labels: what it is asked to be is the float model in int8.
     """
     from ..tf import keras, tensorflow
-    from ..train.config import TrainConfig
-    from ..train.trainer import augmenter
+    from ..train.augment import augmenter
 
     tf, k = tensorflow(), keras()
     k.utils.set_random_seed(0)
@@ -61,7 +60,7 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     shape = tuple(data.x.shape[1:])
     y = data.y.astype(np.float32)[:, None] if output == "binary_logit" else data.y
     batches = tf.data.Dataset.from_tensor_slices((data.x, y)).shuffle(len(data.x), seed=0).batch(BATCH_SIZE)
-    batches = batches.map(augmenter(tf, shape, TrainConfig.shift, 0))
+    batches = batches.map(augmenter(tf, shape, "light", 0))  # translations only: never a flip the data may forbid
     if teacher is not None:
         batches = batches.map(lambda x, _: (x, teacher(x, training=False)))
     model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, callbacks=list(callbacks), verbose=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from .augment import AUGMENTATIONS
 
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
@@ -17,6 +18,7 @@ _RANGES = {
     "width": f"use a multiplier in (0, {MAX_WIDTH:g}]",
     "seed": "use 0 to 2**32 - 1",
     "precision": "use fp32 or bf16",
+    "augment": "use none, light or standard",
 }
 PRECISIONS = ("fp32", "bf16")
 
@@ -30,8 +32,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     width: float = 1.0
     seed: int = 0
-    #: Random translation by up to this share of the image size (0 disables augmentation).
-    shift: float = 0.1
+    #: Augmentation: "none", "light" or "standard" (see augment).
+    augment: str = "light"
     #: Training images used to re-estimate BN statistics.
     bn_samples: int = 4096
     #: Largest tolerated gap between training-mode and inference-mode validation accuracy.
@@ -51,7 +53,7 @@ class TrainConfig:
             "weight_decay": 0 <= self.weight_decay <= 1,
             "width": 0 < self.width <= MAX_WIDTH,
             "seed": 0 <= self.seed < 2**32,
-            "shift": 0 <= self.shift < 0.5,
+            "augment": self.augment in AUGMENTATIONS,
             "bn_samples": self.bn_samples >= 1,
             "precision": self.precision in PRECISIONS,
         }

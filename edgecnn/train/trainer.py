@@ -16,6 +16,7 @@ from ..errors import DataError, VerificationError
 from ..fileio import staged_folder, write_bytes, write_json
 from ..keras_file import copy_model, save_with_metadata
 from . import distribute as distribution
+from .augment import augmenter
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 from .onednn import onednn_requested, trainable_form, unsafe_convs
@@ -45,19 +46,6 @@ class TrainResult:
     #: The tf.distribute strategy trained under (None: one device) and its replicas in sync.
     distribute: str | None = None
     replicas: int = 1
-
-
-def augmenter(tf, shape, shift: float, seed: int):
-    height, width = shape[0], shape[1]
-    pad_h, pad_w = int(round(height * shift)), int(round(width * shift))
-
-    def augment(x, y):
-        # Pad with zeros and crop back: a random translation of up to `shift`.
-        x = tf.image.pad_to_bounding_box(x, pad_h, pad_w, height + 2 * pad_h, width + 2 * pad_w)
-        x = tf.image.random_crop(x, (tf.shape(x)[0], height, width, shape[2]), seed=seed)
-        return x, y
-
-    return augment
 
 
 def fit(
@@ -119,8 +107,10 @@ def fit(
 
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
     train_ds = train_ds.batch(config.batch_size)
-    if config.shift:
-        train_ds = train_ds.map(augmenter(tf, shape, config.shift, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+    span = float(np.ptp(normalization.apply(np.array([0, 255], np.uint8))))
+    augment = augmenter(tf, shape, config.augment, config.seed, flip=dataset.flippable, span=span)
+    if augment is not None:
+        train_ds = train_ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
 
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
