@@ -70,7 +70,9 @@ def test_fit_fails_loudly_when_inference_mode_diverges(digits, monkeypatch):
         fit(digits, TrainConfig(arch="xception-pico", epochs=2, verbose=0))
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("learning_rate", -1.0), ("shift", 0.7), ("width", 0)])
+@pytest.mark.parametrize(
+    "field, value", [("epochs", 0), ("learning_rate", -1.0), ("augment", "heavy"), ("precision", "fp16"), ("width", 0)]
+)
 def test_bad_training_options(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
