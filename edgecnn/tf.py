@@ -7,6 +7,7 @@ before TensorFlow is first imported; every TensorFlow user in edgecnn goes throu
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from .errors import MissingDependencyError
@@ -29,10 +30,23 @@ def tensorflow():
     except ImportError as exc:
         raise MissingDependencyError(f"TensorFlow is not installed ({exc}); {_INSTALL_HINT}") from None
     tf.get_logger().setLevel("ERROR")
-    # oneDNN's kernels otherwise sum in a varying order: the same training gave 93.3% and 94.4%
-    # in two runs. Deterministic ops cost nothing measurable here and make runs repeatable.
-    tf.config.experimental.enable_op_determinism()
     return tf
+
+
+@contextlib.contextmanager
+def deterministic():
+    """TensorFlow's deterministic ops for a training: with oneDNN on, the same training otherwise
+    gave 93.3% and 94.4% in two runs; they cost nothing measurable here. Only around training:
+    left on, tf2onnx's conversion of a model with Dropout fails to trace."""
+    from tensorflow.python.framework import config
+
+    was = config.is_op_determinism_enabled()
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was:
+            config.disable_op_determinism()
 
 
 def keras():

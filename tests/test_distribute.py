@@ -51,6 +51,16 @@ def test_the_chief_is_the_only_process_or_worker_0():
     assert is_chief(Strategy(Resolver("worker", 0))) and not is_chief(Strategy(Resolver("worker", 1)))
     assert is_chief(Strategy(Resolver("chief", 0)))
 
+    class WithChief(Resolver):
+        def cluster_spec(self):
+            class Spec:
+                def as_dict(self):
+                    return {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+
+            return Spec()
+
+    assert not is_chief(Strategy(WithChief("worker", 0))) and is_chief(Strategy(WithChief("chief", 0)))
+
 
 @pytest.mark.slow
 def test_two_workers_train_the_digits_model_like_one_process_and_only_the_chief_writes(default_digits_run, tmp_path):

@@ -50,7 +50,7 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     With `teacher` (the float model), `model` learns the teacher's logits on the same augmented
     images instead of the labels: what it is asked to be is the float model in int8.
     """
-    from ..tf import keras, tensorflow
+    from ..tf import deterministic, keras, tensorflow
     from ..train.augment import augmenter
 
     tf, k = tensorflow(), keras()
@@ -63,7 +63,8 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     batches = batches.map(augmenter(tf, shape, "light", 0))  # translations only: never a flip the data may forbid
     if teacher is not None:
         batches = batches.map(lambda x, _: (x, teacher(x, training=False)))
-    model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, callbacks=list(callbacks), verbose=0)
+    with deterministic():
+        model.fit(batches.prefetch(tf.data.AUTOTUNE), epochs=epochs, callbacks=list(callbacks), verbose=0)
     return validation_accuracy(model, data, output)
 
 

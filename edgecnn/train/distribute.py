@@ -68,7 +68,11 @@ def is_chief(strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    if resolver.task_type == "chief":
+        return True
+    # Worker 0 only where the cluster has no chief of its own (a TFJob with a Chief replica has).
+    has_chief = "chief" in (resolver.cluster_spec().as_dict() if hasattr(resolver, "cluster_spec") else {})
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def replicas(strategy) -> int:

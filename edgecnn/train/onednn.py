@@ -34,7 +34,8 @@ def unsafe_convs(model) -> dict[str, tuple[int, int]]:
             continue
         if type(layer).__name__ != "Conv2D" or tuple(layer.kernel_size) != (1, 1) or tuple(layer.strides) == (1, 1):
             continue
-        if layer.groups == 1 and tuple(layer.dilation_rate) == (1, 1) and layer.input_shape[-1] < MIN_SAFE_CHANNELS:
+        # The kernel's input axis: a shared conv has no single input_shape.
+        if layer.groups == 1 and tuple(layer.dilation_rate) == (1, 1) and layer.kernel.shape[-2] < MIN_SAFE_CHANNELS:
             found[layer.name] = tuple(layer.strides)
     return found
 

@@ -72,7 +72,7 @@ def checkpoint_for(out_dir: Path, training: dict, resume: bool | None, writer: b
     """
     folder = Path(out_dir) / FOLDER
     if not writer:
-        return Checkpoint(folder, _read(folder / _HISTORY) or {}, writer=False)
+        return Checkpoint(folder, _history(folder), writer=False)
     training = json.loads(json.dumps(training))  # as it reads back: tuples as lists
     found = _read(folder / _TRAINING)
     if resume and found is None:
@@ -94,7 +94,12 @@ def checkpoint_for(out_dir: Path, training: dict, resume: bool | None, writer: b
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / _TRAINING, training)
         return Checkpoint(folder)
-    return Checkpoint(folder, _read(folder / _HISTORY) or {})
+    return Checkpoint(folder, _history(folder))
+
+
+def _history(folder: Path) -> dict:
+    found = _read(folder / _HISTORY)
+    return found if found and "unreadable" not in found else {}  # a damaged history: the epochs from now on
 
 
 def _read(path: Path):

@@ -73,7 +73,7 @@ def fit(
     that tf.distribute strategy (see :mod:`.distribute`); only the chief writes files.
     """
     from ..nets import create_model
-    from ..tf import keras, tensorflow
+    from ..tf import deterministic, keras, tensorflow
 
     tf, k = tensorflow(), keras()
     strategy = distribution.strategy(distribute)  # before any model is built
@@ -107,7 +107,8 @@ def fit(
 
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
     train_ds = train_ds.batch(config.batch_size)
-    span = float(np.ptp(normalization.apply(np.array([0, 255], np.uint8))))
+    # What 0..255 became, per channel where the normalisation is (ImageNet mean/std): the widest.
+    span = float(np.ptp(normalization.apply(np.array([[0], [255]], np.uint8)), axis=0).max())
     augment = augmenter(tf, shape, config.augment, config.seed, flip=dataset.flippable, span=span)
     if augment is not None:
         train_ds = train_ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
@@ -119,13 +120,14 @@ def fit(
         training = _training(config, dataset, model)
         checkpoint = checkpoint_for(Path(checkpoint_dir or out_dir), training, resume, writer=chief)
     started = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=(x_val, y_val),
-        epochs=config.epochs,
-        verbose=verbose,
-        callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
-    ).history
+    with deterministic():
+        history = model.fit(
+            train_ds,
+            validation_data=(x_val, y_val),
+            epochs=config.epochs,
+            verbose=verbose,
+            callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
+        ).history
     if distribute:
         # Every worker reads the weights out of the strategy here, in the same order (reading
         # a BatchNorm statistic is a collective); what follows is local to each process.
