@@ -31,6 +31,8 @@ class RunConfig:
     img_size: Optional[int] = None
     epochs: int = TrainConfig.epochs
     out: Optional[Path] = None
+    #: Where a folder data set's decoded images are kept after the first epoch (None: decoded every epoch).
+    cache: Optional[Path] = None
     seed: int = TrainConfig.seed
     formats: tuple[str, ...] = ExportOptions.formats
     io: str = ExportOptions.io
@@ -96,10 +98,11 @@ def _run_into(out: Path, dataset, config: RunConfig, landing: Path) -> dict:
     from .export import export_model
     from .train import fit
 
-    trained = fit(dataset, config.train_config, out, checkpoint_dir=landing)
+    trained = fit(dataset, config.train_config, out, checkpoint_dir=landing, cache_dir=config.cache)
     exported = export_model(trained.model_path, out, config.export_options)
 
-    images, labels = dataset.test.images, dataset.test.labels
+    test = dataset.test.load()
+    images, labels = test.images, test.labels
     reference = load_predictor(trained.model_path)
     ref_top1 = top1(reference.predict(images), reference.metadata.output)
     paths = [trained.model_path] + ([exported.folded_path] if exported.folded_path else [])

@@ -254,7 +254,7 @@ def test_folder_loader_reads_classes_and_skips_corrupt_files(image_folder):
     assert len(ds.skipped) == 1
     assert ds.skipped[0][0].endswith("broken.png") and ds.skipped[0][1]
     # The GIF contributes its first (blue) frame.
-    means = ds.train.images.reshape(len(ds.train), -1, 3).mean(axis=1)
+    means = ds.train.load().images.reshape(len(ds.train), -1, 3).mean(axis=1)
     assert any(np.allclose(m, (0, 0, 255), atol=2) for m in means)
     assert not any(np.allclose(m, (255, 255, 0), atol=2) for m in means)
 
@@ -264,7 +264,7 @@ def test_folder_loader_size_and_grayscale(image_folder):
         warnings.simplefilter("ignore")
         ds = load_dataset(image_folder, image_size=(16, 24), channels=1, test_fraction=0.0, val_fraction=0.0)
     assert ds.input_shape == (16, 24, 1)
-    assert ds.train.images.dtype == np.uint8
+    assert ds.train.load().images.dtype == np.uint8
 
 
 def test_load_images_flat_nested_and_list(tmp_path, image_folder):

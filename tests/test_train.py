@@ -38,7 +38,7 @@ def test_training_mode_accuracy_leaves_statistics_untouched():
     model = create_model("xception-pico", input_shape=(16, 16, 1), num_classes=3)
     x = np.random.default_rng(1).random((32, 16, 16, 1), dtype=np.float32)
     before = [layer.get_weights() for layer in batchnorm_layers(model)]
-    accuracy(model, x, np.zeros(32, dtype=np.int64), training=True)
+    accuracy(model, [(x, np.zeros(32, dtype=np.int64))], training=True)
     for layer, weights in zip(batchnorm_layers(model), before):
         for a, b in zip(layer.get_weights(), weights):
             np.testing.assert_array_equal(a, b)
@@ -59,7 +59,7 @@ def test_fit_writes_model_metadata_and_history(digits, tmp_path):
 
 
 def test_fit_fails_loudly_when_inference_mode_diverges(digits, monkeypatch):
-    def stale(model, images, batch_size=128):  # simulate statistics that do not match the weights
+    def stale(model, images, batch_size=128, normalization=None):  # simulate statistics that do not match the weights
         for layer in batchnorm_layers(model):
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([gamma, beta, mean + 50.0, var])

@@ -75,8 +75,8 @@ def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
 
     if size < 1:
         raise DataError(f"--calib-size must be at least 1, got {size}")
-    idx = stratified_sample(dataset.train.labels, size, seed)
-    return _checked(dataset.train.images[idx], f"{dataset.name} (train split)", dataset.input_shape, dataset.train.labels[idx])
+    sample = dataset.train.take(stratified_sample(dataset.train.labels, size, seed))
+    return _checked(sample.images, f"{dataset.name} (train split)", dataset.input_shape, sample.labels)
 
 
 def _declared(f, available: int, path: Path) -> int:

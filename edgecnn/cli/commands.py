@@ -16,6 +16,7 @@ from ..train.distribute import STRATEGIES
 from .app import echo, emit_json, main, quiet_stdout
 from .options import (
     arch_option,
+    cache_option,
     calib_method_option,
     calib_option,
     calib_size_option,
@@ -109,6 +110,7 @@ def models():
     default=None,
     help="Go on from the checkpoint a killed run left in --out (the default when it is of the same training), or start over.",
 )
+@cache_option
 @trust_model_option
 @out_dir_option
 @json_option
@@ -127,6 +129,7 @@ def train(
     precision,
     distribute,
     resume,
+    cache_dir,
     trust_model,
     out,
     as_json,
@@ -156,7 +159,7 @@ def train(
             strategy(distribute)  # before TensorFlow runs anything else, as multiworker requires
         if init_model is None:
             dataset = load_dataset(data, image_size=img_size, seed=seed)
-            result = fit(dataset, config, out, resume=resume, distribute=distribute)
+            result = fit(dataset, config, out, resume=resume, distribute=distribute, cache_dir=cache_dir)
         else:
             from ..importer.fine_tune import initial_model, with_head
 
@@ -164,7 +167,9 @@ def train(
             height, width_px, channels = initial.input_shape
             dataset = load_dataset(data, image_size=(height, width_px), channels=channels, seed=seed)
             model = with_head(initial, dataset.labels, new_head)
-            result = fit(dataset, config, out, model=model, initial=initial, resume=resume, distribute=distribute)
+            result = fit(
+                dataset, config, out, model=model, initial=initial, resume=resume, distribute=distribute, cache_dir=cache_dir
+            )
     summary = {
         "model": str(result.model_path),
         "params": result.params,
@@ -378,6 +383,7 @@ def validate(
 
         return validate_on_target(artifact, target, board_python, data, threads, max_drop, as_json)
     from ..data import dataset_for
+    from ..data.split_file import split_beside
     from ..evaluate import load_predictor
     from ..evaluate import validate as run_validation
 
@@ -386,8 +392,8 @@ def validate(
         predictor = load_predictor(artifact, num_threads=threads, device=device, trust_model=trust_model, facts=facts)
         if reference is not None:
             reference = load_predictor(reference, trust_model=trust_model)
-        dataset = dataset_for(predictor.metadata, data)
-        result = run_validation(predictor, dataset.test.images, dataset.test.labels, reference=reference, max_drop=max_drop)
+        test = dataset_for(predictor.metadata, data, split_beside(artifact)).test.load()
+        result = run_validation(predictor, test.images, test.labels, reference=reference, max_drop=max_drop)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -415,9 +421,12 @@ def validate(
 @rgb_option(RunConfig.rgb)
 @max_drop_option
 @seed_option
+@cache_option
 @out_dir_option
 @json_option
-def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, rgb, max_drop, seed, out, as_json):
+def run(
+    data, arch, img_size, epochs, formats, io, calib_size, calib_method, onnx_format, rgb, max_drop, seed, cache_dir, out, as_json
+):
     """Train -> fold -> export -> validate every artifact; writes report.json and report.md."""
     from ..evaluate.report import text_table
     from ..run import run as run_pipeline
@@ -436,6 +445,7 @@ def run(data, arch, img_size, epochs, formats, io, calib_size, calib_method, onn
         onnx_format=onnx_format,
         rgb=rgb,
         max_drop=max_drop,
+        cache=cache_dir,
     )
     with quiet_stdout(as_json):
         report = run_pipeline(config)
@@ -478,12 +488,13 @@ def debug(model, reference, data, samples, plot_path, as_json):
     """
     from .. import runtime
     from ..data import dataset_for
+    from ..data.split_file import split_beside
     from ..quantize.layer_error import check_formats, damaged_layers, layer_errors, markdown_table, plot
 
     check_formats(model, reference)
     with quiet_stdout(as_json):
         meta = runtime.load(model).metadata
-        images = dataset_for(meta, data).test.images
+        images = dataset_for(meta, data, split_beside(model)).test.load().images
         errors = layer_errors(model, reference, images, samples)
         if plot_path:
             plot(errors, plot_path, f"{model.name} against {reference.name}")

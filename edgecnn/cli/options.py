@@ -62,6 +62,13 @@ max_drop_option = click.option(
     type=click.FloatRange(min=0),
     help="Largest allowed accuracy drop in points.",
 )
+cache_option = click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep a folder data set's decoded images in this folder after the first epoch, and read them from it after.",
+)
 out_dir_option = click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

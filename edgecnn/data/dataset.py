@@ -1,4 +1,4 @@
-"""In-memory data sets: raw uint8 pixels plus labels, already split."""
+"""Data sets: raw uint8 pixels (in memory, or image files read on demand) plus labels, already split."""
 
 from __future__ import annotations
 
@@ -24,12 +24,25 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.images.shape[1:]
+        return int(h), int(w), int(c)
+
+    def take(self, idx, warn: bool = True) -> "Split":
+        """The samples at `idx` (the interface :class:`~edgecnn.data.files.FileSplit` shares)."""
+        return Split(images=np.ascontiguousarray(self.images[idx]), labels=self.labels[idx])
+
+    def load(self) -> "Split":
+        """This split, in memory (it already is)."""
+        return self
+
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
     name: str  # "digits", "shapes", or the folder's absolute path
     labels: tuple[str, ...]  # class names; index = label id
-    train: Split
+    train: Split  # or a FileSplit (folders): the same interface, pixels decoded on demand
     val: Split
     test: Split
     normalization: Normalization = field(default_factory=Normalization)
@@ -40,8 +53,13 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        h, w, c = self.train.images.shape[1:]
-        return int(h), int(w), int(c)
+        return self.train.image_shape
+
+    @property
+    def unreadable(self) -> tuple[tuple[str, str], ...]:
+        """Files skipped when listed, and those that failed since, while being decoded."""
+        later = [s for part in (self.train, self.val, self.test) for s in getattr(part, "skipped", ())]
+        return self.skipped + tuple(later)
 
     @property
     def num_classes(self) -> int:
@@ -60,13 +78,15 @@ def build_dataset(
     skipped=(),
     flippable: bool = True,
 ) -> Dataset:
-    """Split one pool of images into train/val/test, stratified by class."""
+    """Split one pool of images (an array, or a FileSplit of them all) into train/val/test, stratified by class."""
     from .splits import split_indices
 
     labels = np.asarray(labels, dtype=np.int64)
     train_idx, val_idx, test_idx = split_indices(labels, val_fraction, test_fraction, seed)
 
     def take(idx):
+        if hasattr(images, "subset"):  # a FileSplit: the split's files, still unread
+            return images.subset(idx)
         return Split(images=np.ascontiguousarray(images[idx]), labels=labels[idx])
 
     return Dataset(

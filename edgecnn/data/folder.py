@@ -4,6 +4,9 @@
 Images are stretched to the target size (no cropping), EXIF rotation is applied, and
 GIFs contribute their first frame. Files that cannot be decoded are skipped and
 reported, so one corrupt download does not stop a training run.
+
+A folder is listed, not decoded: its splits are :class:`~edgecnn.data.files.FileSplit`s,
+streamed by training and decoded in parallel when a command needs their pixels.
 """
 
 from __future__ import annotations
@@ -20,13 +23,11 @@ from ._image import (
     check_channels,
     check_fractions,
     check_image_size,
-    check_pool_memory,
     check_seed,
     find_images,
-    read_image,
-    summarize_reason,
 )
 from .dataset import Dataset, build_dataset
+from .files import FileSplit, decode_files, header_reason, parallel
 
 DEFAULT_SIZE = (96, 96)
 DEFAULT_CHANNELS = 3
@@ -40,21 +41,6 @@ def _check_folder(path: Path, source) -> None:
         raise DataError(f"{str(source)!r} is not a folder; " + _EXPECTED.format(p=source))
 
 
-def _read_all(files, size, channels):
-    """Decode `files`; returns (index of each good file, stacked images, skipped list)."""
-    from ..progress import bar
-
-    good, arrays, skipped = [], [], []
-    for i, f in enumerate(bar(files, what="decoding images", unit="img")):
-        try:
-            arrays.append(read_image(f, size, channels))
-            good.append(i)
-        except Exception as exc:  # Pillow raises many types on corrupt data; any of them means "skip".
-            skipped.append((str(f), summarize_reason(exc)))
-    images = np.stack(arrays) if arrays else np.zeros((0, *size, channels), np.uint8)
-    return good, images, skipped
-
-
 def _report_skipped(skipped, where) -> None:
     if skipped:
         first_file, first_reason = skipped[0]
@@ -62,8 +48,12 @@ def _report_skipped(skipped, where) -> None:
         warnings.warn(msg, stacklevel=3)
 
 
-def folder_arrays(source, image_size=None, channels=None):
-    """Read a class-subfolder tree: ``(class_names, images, labels, skipped)``."""
+def folder_files(source, image_size=None, channels=None):
+    """List a class-subfolder tree: ``(class_names, FileSplit of its readable files, skipped)``.
+
+    Only headers are read (in parallel): a file Pillow cannot even open is skipped here, one that
+    fails while decoding is skipped when it is met.
+    """
     size = check_image_size(image_size, DEFAULT_SIZE)
     channels = check_channels(channels, DEFAULT_CHANNELS)
     root = Path(source)
@@ -82,8 +72,9 @@ def folder_arrays(source, image_size=None, channels=None):
         files.extend(found)
         file_labels.extend([label] * len(found))
 
-    check_pool_memory(len(files), size, channels)
-    good, images, skipped = _read_all(files, size, channels)
+    reasons = parallel(header_reason, files, "listing images")
+    good = [i for i, reason in enumerate(reasons) if reason is None]
+    skipped = [(str(f), reason) for f, reason in zip(files, reasons) if reason is not None]
     if not good:
         what = f"{len(skipped)} image file(s), none readable" if skipped else "no image files"
         raise DataError(
@@ -96,7 +87,8 @@ def folder_arrays(source, image_size=None, channels=None):
     if empty:
         msg = f"class subfolder(s) with no readable image in {source!s}: {', '.join(empty)}"
         warnings.warn(msg, stacklevel=3)
-    return tuple(classes), images, labels, tuple(skipped)
+    pool = FileSplit(tuple(os.fspath(files[i]) for i in good), labels, size, channels)
+    return tuple(classes), pool, tuple(skipped)
 
 
 def load_folder(
@@ -110,13 +102,13 @@ def load_folder(
     """A data set from class subfolders (default 96x96x3), split stratified by `seed`."""
     seed = check_seed(seed)
     val_fraction, test_fraction = check_fractions(val_fraction, test_fraction)
-    classes, images, labels, skipped = folder_arrays(source, image_size, channels)
+    classes, pool, skipped = folder_files(source, image_size, channels)
     return build_dataset(
         # Absolute: the name is recorded in the model's metadata, which later commands run from anywhere.
         os.fspath(Path(source).resolve()),
         classes,
-        images,
-        labels,
+        pool,
+        pool.labels,
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
@@ -143,7 +135,7 @@ def load_images(paths_or_folder, image_size=DEFAULT_SIZE, channels: int = DEFAUL
         where = "the given list"
     if not files:
         raise DataError(f"no image files in {where}; expected files ending in {', '.join(IMAGE_EXTENSIONS)}")
-    _, images, skipped = _read_all(files, size, channels)
+    _, images, skipped = decode_files(files, size, channels)
     if not len(images):
         raise DataError(
             f"none of the {len(files)} image file(s) in {where} could be read "

@@ -84,11 +84,12 @@ def load_dataset(
     )
 
 
-def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
+def dataset_for(meta, source: str | os.PathLike | None = None, split=None) -> Dataset:
     """The data set a model was trained on, at its input size and with its split seed.
 
     `meta` is the model's :class:`~edgecnn.artifact.ArtifactMetadata`; `source` overrides
-    the data set it names.
+    the data set it names. `split` is the run's split file (see :mod:`.split_file`): where it
+    is of this folder, its files are the splits, whatever the folder holds now.
     """
     named_by_model = not source
     source = source or meta.dataset
@@ -97,7 +98,11 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
     if not (isinstance(source, str) and source in _BUILTIN):
         _check_class_folders(Path(source), meta.labels, named_by_model)
     height, width, channels = meta.input_shape
-    dataset = load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
+    dataset = None
+    if split is not None and not (isinstance(source, str) and source in _BUILTIN):
+        dataset = _saved_split(split, Path(source).resolve(), meta)
+    if dataset is None:
+        dataset = load_dataset(source, image_size=(height, width), channels=channels, seed=meta.data_seed or 0)
     if tuple(dataset.labels) != tuple(meta.labels):
         # Label ids are positions in these lists: any difference makes every accuracy figure meaningless.
         raise DataError(
@@ -105,6 +110,16 @@ def dataset_for(meta, source: str | os.PathLike | None = None) -> Dataset:
             f"{_quoted(meta.labels)}; pass the data the model was trained on, or a folder with one subfolder per label"
         )
     return dataset
+
+
+def _saved_split(path, root: Path, meta) -> Dataset | None:
+    from .split_file import read_split
+
+    height, width, channels = meta.input_shape
+    parts = read_split(path, root, meta.labels, (height, width), channels)
+    if parts is None:
+        return None
+    return Dataset(name=os.fspath(root), labels=tuple(meta.labels), seed=meta.data_seed or 0, **parts)
 
 
 def class_names(source: str | os.PathLike) -> tuple[str, ...]:

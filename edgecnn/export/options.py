@@ -35,6 +35,8 @@ class ExportOptions:
     calib_path: Optional[Path] = None
     #: Data set to draw calibration images from; defaults to the one the model was trained on.
     data: Optional[str] = None
+    #: The run's split file (split.json beside the model, found by export): which files are test images.
+    split: Optional[Path] = None
     #: How activation ranges are chosen from the calibration images (ONNX int8).
     calib_method: str = DEFAULT_CALIB_METHOD
     #: ONNX int8 graph style: QuantizeLinear/DequantizeLinear pairs, or quantized operators.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import __version__
 from ..artifact import ArtifactMetadata, read_sidecar
+from ..data.split_file import SPLIT_FILE, split_beside
 from ..errors import ConfigError
-from ..fileio import sha256_file, staged_folder, unstaged, write_json
+from ..fileio import sha256_file, staged_folder, unstaged, write_bytes, write_json
 from ..keras_file import load_keras_model, save_with_metadata
 from .io_layers import for_apps
 from .options import ExportOptions
@@ -59,7 +60,7 @@ def calibration_for(meta: ArtifactMetadata, options: ExportOptions):
         return from_path(options.calib_path, meta.input_shape, size=options.calib_size)
     if not (options.data or meta.dataset):
         raise ConfigError("the model's metadata names no data set; pass --calib PATH or --data NAME for calibration")
-    return from_dataset(dataset_for(meta, options.data), options.calib_size, seed=meta.data_seed or 0)
+    return from_dataset(dataset_for(meta, options.data, options.split), options.calib_size, seed=meta.data_seed or 0)
 
 
 def _exporter(name: str, target: str | None = None):
@@ -80,6 +81,7 @@ def export_model(
 
     exporters = [_exporter(name, options.target) for name in options.formats]
     model_path = Path(model_path)
+    options = replace(options, split=options.split or split_beside(model_path))
     out = Path(out_dir) if out_dir else model_path.parent
     own = read_sidecar(model_path) if model_path.is_file() else None
     if own is not None:
@@ -90,6 +92,9 @@ def export_model(
     # Every file is written into a stage and the set moves in at the end: an interrupted or
     # failed export leaves the previous export's files as they were, not a mix of the two.
     with staged_folder(out) as stage:
+        if options.split and options.split.parent.resolve() != out.resolve():
+            # The files' test images go with them: validate finds the split beside the file it checks.
+            write_bytes(stage / SPLIT_FILE, options.split.read_bytes())
         imported = None
         parent = model_path
         if own is None:  # a model edgecnn did not train: rebuilt, checked and given metadata first

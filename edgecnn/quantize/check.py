@@ -77,10 +77,10 @@ def check_set(meta, options, calibration) -> CheckSet:
     from .layer_error import spread
 
     if options.data or meta.dataset:
-        test = dataset_for(meta, options.data).test
+        test = dataset_for(meta, options.data, options.split).test
         if len(test):
-            pick = spread(len(test), CHECK_IMAGES)
-            return CheckSet(test.images[pick], test.labels[pick], "test images")
+            picked = test.take(spread(len(test), CHECK_IMAGES))
+            return CheckSet(picked.images, picked.labels, "test images")
     return CheckSet(calibration.images[spread(len(calibration), CHECK_IMAGES)], None, "calibration images")
 
 

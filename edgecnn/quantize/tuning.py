@@ -27,13 +27,12 @@ def training_data(meta, options, what: str) -> TrainingData:
 
     if not (options.data or meta.dataset):
         raise ConfigError(f"{what} trains on labelled images: pass --data NAME or a folder of class folders")
-    dataset = dataset_for(meta, options.data)
+    dataset = dataset_for(meta, options.data, options.split)
     if len(dataset.train) == 0:
         raise ConfigError(f"{what} needs training images; {dataset.name!r} has none")
     norm = meta.normalization
-    return TrainingData(
-        norm.apply(dataset.train.images), dataset.train.labels, norm.apply(dataset.val.images), dataset.val.labels, dataset.name
-    )
+    train, val = dataset.train.load(), dataset.val.load()
+    return TrainingData(norm.apply(train.images), train.labels, norm.apply(val.images), val.labels, dataset.name)
 
 
 def _loss(k, output: str):

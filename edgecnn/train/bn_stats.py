@@ -19,50 +19,55 @@ def batchnorm_layers(model) -> list:
     return [layer for layer in model.layers if isinstance(layer, bn_type)]
 
 
-def reestimate_bn_statistics(model, images: np.ndarray, batch_size: int = 128) -> int:
+def reestimate_bn_statistics(model, images: np.ndarray, batch_size: int = 128, normalization=None) -> int:
     """Set every BN layer's moving mean/variance to its input's population statistics.
 
-    `images` are model inputs (already normalised). Layers are visited in topological
-    order, so each sees inputs produced with the corrected statistics of the layers
-    before it. Returns the number of layers updated.
+    `images` are model inputs, or raw uint8 pixels that `normalization` turns into them one
+    batch at a time (a float copy of a large sample would cost four times its memory). Layers
+    are visited in topological order, so each sees inputs produced with the corrected statistics
+    of the layers before it. Returns the number of layers updated.
     """
     from ..progress import bar
-    from ..tf import keras
+    from ..tf import keras, tensorflow
 
-    k = keras()
+    tf, k = tensorflow(), keras()
     layers = batchnorm_layers(model)
     for layer in bar(layers, what="BatchNorm statistics", unit="layer"):
         probe = k.Model(model.inputs, layer.input)
-        total = total_sq = None
-        count = 0
+        count, mean, m2 = 0, 0.0, 0.0
         for start in range(0, len(images), batch_size):
-            act = probe(images[start : start + batch_size], training=False).numpy().astype(np.float64)
-            act = act.reshape(-1, act.shape[-1])
-            total = act.sum(0) if total is None else total + act.sum(0)
-            total_sq = (act**2).sum(0) if total_sq is None else total_sq + (act**2).sum(0)
-            count += act.shape[0]
-        mean = total / count
-        var = np.maximum(total_sq / count - mean**2, 0.0)
+            batch = images[start : start + batch_size]
+            act = probe(normalization.apply(batch) if normalization else batch, training=False)
+            # Each batch's moments in TensorFlow, merged in float64 (Chan et al.): no float64 copy of
+            # a batch's activations, and no cancellation in E[x^2] - E[x]^2.
+            b_mean, b_var = (np.float64(1) * v.numpy() for v in tf.nn.moments(act, axes=list(range(act.shape.rank - 1))))
+            n = int(np.prod(act.shape[:-1]))
+            delta = b_mean - mean
+            total = count + n
+            mean = mean + delta * (n / total)
+            m2 = m2 + b_var * n + delta**2 * (count * n / total)
+            count = total
         weights = {w.name.split("/")[-1].split(":")[0]: w for w in layer.weights}
-        weights["moving_mean"].assign(mean.astype(np.float32))
-        weights["moving_variance"].assign(var.astype(np.float32))
+        weights["moving_mean"].assign(np.asarray(mean, np.float32))
+        weights["moving_variance"].assign(np.maximum(m2 / count, 0.0).astype(np.float32))
     return len(layers)
 
 
-def accuracy(model, images: np.ndarray, labels: np.ndarray, training: bool, batch_size: int = 128) -> float:
-    """Top-1 accuracy with BN in training mode (batch statistics) or inference mode.
+def accuracy(model, batches, training: bool) -> float:
+    """Top-1 accuracy over (images, labels) `batches`, with BN in training mode (batch statistics) or inference mode.
 
     Training mode would update the moving statistics as a side effect, so the BN
     weights are restored afterwards.
     """
     saved = [(layer, layer.get_weights()) for layer in batchnorm_layers(model)] if training else []
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        logits = model(images[start : start + batch_size], training=training).numpy()
-        correct += int((logits.argmax(-1) == labels[start : start + batch_size]).sum())
+    correct = count = 0
+    for images, labels in batches:
+        logits = model(images, training=training).numpy()
+        correct += int((logits.argmax(-1) == np.asarray(labels)).sum())
+        count += len(labels)
     for layer, weights in saved:
         layer.set_weights(weights)
-    return correct / max(len(images), 1)
+    return correct / max(count, 1)
 
 
 def input_statistics(model, images: np.ndarray, batch_size: int = 128) -> list[tuple[object, np.ndarray, np.ndarray]]:

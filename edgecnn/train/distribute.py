@@ -77,3 +77,11 @@ def is_chief(strategy) -> bool:
 
 def replicas(strategy) -> int:
     return int(strategy.num_replicas_in_sync)
+
+
+def task_name(strategy) -> str:
+    """This process's name in its cluster ("worker-1"), or "" outside one: what keeps workers' local files apart."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    return f"{resolver.task_type}-{resolver.task_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,16 +13,19 @@ import numpy as np
 
 from .. import __version__
 from ..artifact import ArtifactMetadata
+from ..data.split_file import SPLIT_FILE, split_record
 from ..errors import DataError, VerificationError
 from ..fileio import staged_folder, write_bytes, write_json
 from ..keras_file import copy_model, save_with_metadata
 from . import distribute as distribution
+from . import stream
 from .augment import augmenter
 from .bn_stats import accuracy, reestimate_bn_statistics
 from .config import TrainConfig
 from .onednn import onednn_requested, trainable_form, unsafe_convs
 from .precision import check_bf16_supported, with_policy
 from .resume import checkpoint_for
+from .stream import Cache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ class TrainResult:
     resumed_from_epoch: int = 0
     #: Training images per second over the epochs this run trained (None if it trained none).
     images_per_second: float | None = None
+    #: Seconds each epoch this run trained took, validation included.
+    epoch_seconds: tuple = ()
     #: Convs trained as a subsample and a stride-1 conv (see onednn).
     subsampled: tuple = ()
     #: The tf.distribute strategy trained under (None: one device) and its replicas in sync.
@@ -57,6 +63,7 @@ def fit(
     resume: bool | None = None,
     checkpoint_dir: str | Path | None = None,
     distribute: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
@@ -71,6 +78,8 @@ def fit(
     The checkpoint lives in `checkpoint_dir` (default `out_dir`; a caller that stages `out_dir`
     gives the folder the stage lands in). `distribute` ("mirrored", "multiworker") trains under
     that tf.distribute strategy (see :mod:`.distribute`); only the chief writes files.
+    A folder data set streams from its files; `cache_dir` keeps its decoded pixels there after
+    the first epoch (see :mod:`.stream`).
     """
     from ..nets import create_model
     from ..tf import deterministic, keras, tensorflow
@@ -101,18 +110,17 @@ def fit(
         _compile(model, config, int(np.ceil(len(dataset.train) / config.batch_size)) * config.epochs)
 
     normalization = initial.normalization if initial is not None else dataset.normalization
-    x_train = normalization.apply(dataset.train.images)
-    x_val = normalization.apply(dataset.val.images)
-    y_train, y_val = dataset.train.labels, dataset.val.labels
-
-    train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=config.seed)
-    train_ds = train_ds.batch(config.batch_size)
     # What 0..255 became, per channel where the normalisation is (ImageNet mean/std): the widest.
     span = float(np.ptp(normalization.apply(np.array([[0], [255]], np.uint8)), axis=0).max())
     augment = augmenter(tf, shape, config.augment, config.seed, flip=dataset.flippable, span=span)
-    if augment is not None:
-        train_ds = train_ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
+    cache = Cache(Path(cache_dir) / distribution.task_name(strategy)) if cache_dir else None
+    cached = {name: cache.prefix(getattr(dataset, name), name) for name in ("train", "val")} if cache else {}
+
+    def passes(name, **kw):
+        split = getattr(dataset, name)
+        return stream.batches(tf, split, normalization, config.batch_size, cache=cached.get(name), **kw)
+
+    train_ds = passes("train", seed=config.seed, augment=augment)
 
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     checkpoint = None
@@ -120,13 +128,18 @@ def fit(
         training = _training(config, dataset, model)
         checkpoint = checkpoint_for(Path(checkpoint_dir or out_dir), training, resume, writer=chief)
     started = time.perf_counter()
+    epoch_seconds: list[float] = []  # wall time of each epoch this run trained (a cached folder's first is the slow one)
+    timer = k.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch_seconds.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_seconds.append(round(time.perf_counter() - epoch_seconds.pop(), 2)),
+    )
     with deterministic():
         history = model.fit(
             train_ds,
-            validation_data=(x_val, y_val),
+            validation_data=passes("val"),
             epochs=config.epochs,
             verbose=verbose,
-            callbacks=checkpoint.callbacks(config.epochs) if checkpoint else None,
+            callbacks=[timer, *(checkpoint.callbacks(config.epochs) if checkpoint else [])],
         ).history
     if distribute:
         # Every worker reads the weights out of the strategy here, in the same order (reading
@@ -139,19 +152,29 @@ def fit(
     if config.precision == "bf16":
         model = with_policy(model, "float32")
     epochs_run = len(history.get("loss", []))
-    images_per_second = len(x_train) * epochs_run / (time.perf_counter() - started) if epochs_run else None
+    images_per_second = len(dataset.train) * epochs_run / (time.perf_counter() - started) if epochs_run else None
     if checkpoint:
         history = checkpoint.history
 
     # Measure the mode gap before and after fixing the statistics, so a report can show both.
-    val_train_mode = accuracy(model, x_val, y_val, training=True, batch_size=config.batch_size)
-    val_lagged = accuracy(model, x_val, y_val, training=False)
-    log.info("re-estimating BatchNorm statistics on %d training images", min(config.bn_samples, len(x_train)))
+    val_train_mode = accuracy(model, passes("val"), training=True)
+    val_lagged = accuracy(model, passes("val"), training=False)
+    log.info("re-estimating BatchNorm statistics on %d training images", min(config.bn_samples, len(dataset.train)))
     rng = np.random.default_rng(config.seed)
-    bn_idx = rng.permutation(len(x_train))[: config.bn_samples]
-    reestimate_bn_statistics(model, x_train[bn_idx])
-    val_inference = accuracy(model, x_val, y_val, training=False)
-    train_inference = accuracy(model, x_train, y_train, training=False)
+    # Quiet: a file that fails here is in the warning below, with those training met.
+    sample = dataset.train.take(rng.permutation(len(dataset.train))[: config.bn_samples], warn=False)
+    reestimate_bn_statistics(model, sample.images, normalization=normalization)
+    val_inference = accuracy(model, passes("val"), training=False)
+    train_inference = accuracy(model, passes("train"), training=False)
+    if cache:
+        cache.close()
+    streamed = [s for name in ("train", "val") for s in getattr(getattr(dataset, name), "skipped", ())]
+    if streamed:
+        warnings.warn(
+            f"skipped {len(streamed)} image file(s) that could not be decoded while training "
+            f"(first: {streamed[0][0]}: {streamed[0][1]})",
+            stacklevel=2,
+        )
     seconds = time.perf_counter() - started
     if val_inference < val_train_mode - config.max_bn_gap:
         raise VerificationError(
@@ -182,6 +205,7 @@ def fit(
         model=model,
         resumed_from_epoch=checkpoint.resumed_from if checkpoint else 0,
         images_per_second=round(images_per_second, 1) if images_per_second else None,
+        epoch_seconds=tuple(epoch_seconds),
         subsampled=tuple(subsampled),
         distribute=distribute,
         replicas=distribution.replicas(strategy),
@@ -232,6 +256,9 @@ def _save(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: 
 def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged: float, out: Path) -> None:
     save_with_metadata(model, out / result.model_path.name, result.metadata)
     write_bytes(out / "labels.txt", ("\n".join(dataset.labels) + "\n").encode())
+    split = split_record(dataset)
+    if split is not None:
+        write_json(out / SPLIT_FILE, split)
     write_json(
         out / "train.json",
         {
@@ -244,12 +271,13 @@ def _write(model, result: TrainResult, config: TrainConfig, dataset, val_lagged:
                 "train": len(dataset.train),
                 "val": len(dataset.val),
                 "test": len(dataset.test),
-                "skipped": len(dataset.skipped),
+                "skipped": len(dataset.unreadable),
             },
             "params": result.params,
             "seconds": round(result.seconds, 2),
             "resumed_from_epoch": result.resumed_from_epoch,
             "images_per_second": result.images_per_second,
+            "epoch_seconds": list(result.epoch_seconds),
             "onednn": onednn_requested(),
             "subsampled": list(result.subsampled),
             "distribute": {"strategy": result.distribute, "replicas": result.replicas},

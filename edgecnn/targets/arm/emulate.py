@@ -95,7 +95,7 @@ def validate_emulated(
     meta = artifact_metadata(path)
     env = load_env(target.arch, cache)
     if images is None:
-        images, labels = labelled_test_images(meta, data)
+        images, labels = labelled_test_images(meta, data, path)
     with tempfile.TemporaryDirectory(prefix="edgecnn-arm-") as tmp:
         work = Path(tmp)
         runner = write_payload(work)

@@ -29,10 +29,12 @@ def artifact_metadata(path: Path) -> ArtifactMetadata:
     return meta
 
 
-def labelled_test_images(meta: ArtifactMetadata, data: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images, labels) of the test split the model was trained with (loaded on the host)."""
-    from ...data import dataset_for
+def labelled_test_images(meta: ArtifactMetadata, data: Optional[str], artifact=None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels) of the test split the model was trained with (loaded on the host).
 
-    dataset = dataset_for(meta, data)
-    images = np.ascontiguousarray(dataset.test.images, dtype=np.uint8)
-    return images, np.asarray(dataset.test.labels)
+    `artifact`: the model file, beside which the run's split file may be."""
+    from ...data import dataset_for
+    from ...data.split_file import split_beside
+
+    test = dataset_for(meta, data, split_beside(artifact) if artifact else None).test.load()
+    return np.ascontiguousarray(test.images, dtype=np.uint8), np.asarray(test.labels)

@@ -244,7 +244,7 @@ def validate_remote(
     path = Path(artifact).absolute()
     meta = artifact_metadata(path)
     if images is None:
-        images, labels = labelled_test_images(meta, data)
+        images, labels = labelled_test_images(meta, data, path)
     images = np.ascontiguousarray(images, dtype=np.uint8)
     config = Path(ssh_config) if ssh_config else ssh_config_file()
     session = _Session(target, python, config)
