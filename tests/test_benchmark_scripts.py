@@ -108,3 +108,18 @@ def test_train_speed_table_compares_each_setting_with_onednn_off_fp32():
     assert "| digits | oneDNN off, fp32 | 100 | 1.00x | 99.0% | 10.0 |" in table
     assert "| digits | oneDNN on, fp32 | 200 | 2.00x |" in table
     assert "| digits | oneDNN off, bf16 | failed: --precision bf16 needs" in table
+
+
+@pytest.mark.slow
+def test_folder_streaming_writes_the_folder_once_and_reports_memory_and_both_epochs(tmp_path):
+    folder = tmp_path / "files"
+    args = ("--images", 600, "--size", 16, "--file-size", 24, "--format", "jpg", "--folder", folder)
+    _script("folder_streaming.py", *args, tmp_path=tmp_path)
+    report = json.loads((tmp_path / "folder_streaming_jpg24.json").read_text())
+    assert len(list(folder.rglob("*.jpg"))) == report["images"] == 600
+    assert report["decoded_bytes"] == 600 * 16 * 16 * 3 and report["peak_rss_bytes"] > 0
+    assert len(report["epoch_seconds"]) == 2 and report["cache_bytes"] > 0
+    assert report["dataset"]["train"] + report["dataset"]["val"] + report["dataset"]["test"] == 600
+    assert report["second_epoch_speedup"] == round(report["epoch_seconds"][0] / report["epoch_seconds"][1], 2)
+    again = _script("folder_streaming.py", *args, tmp_path=tmp_path)  # the folder is kept, not written again
+    assert json.loads((tmp_path / "folder_streaming_jpg24.json").read_text())["generate_seconds"] == 0, again.stdout
