@@ -76,6 +76,7 @@ def run(config: RunConfig = RunConfig()) -> dict:
     """Run the whole pipeline and return the report (also written as report.json / report.md)."""
     from .data import load_dataset
     from .evaluate.report import write_report
+    from .train.resume import remove_checkpoint
 
     started = time.perf_counter()
     out = config.out_dir
@@ -90,6 +91,7 @@ def run(config: RunConfig = RunConfig()) -> dict:
         report["out_dir"] = str(out)
         report["seconds"] = round(time.perf_counter() - started, 2)
         write_report(stage, report)
+    remove_checkpoint(out)
     return report
 
 
@@ -98,7 +100,8 @@ def _run_into(out: Path, dataset, config: RunConfig, landing: Path) -> dict:
     from .export import export_model
     from .train import fit
 
-    trained = fit(dataset, config.train_config, out, checkpoint_dir=landing, cache_dir=config.cache)
+    # The checkpoint stays until the whole run has landed: a failed export does not cost the training.
+    trained = fit(dataset, config.train_config, out, checkpoint_dir=landing, cache_dir=config.cache, keep_checkpoint=True)
     exported = export_model(trained.model_path, out, config.export_options)
 
     test = dataset.test.load()

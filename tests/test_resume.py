@@ -30,6 +30,17 @@ def test_a_checkpoint_of_the_same_training_is_resumed_and_another_is_replaced(tm
     assert checkpoint_for(tmp_path, other, resume=False).history == {}
 
 
+def test_a_worker_refuses_the_checkpoint_its_chief_refuses_instead_of_waiting_for_it(tmp_path):
+    checkpoint_for(tmp_path, TRAINING, resume=None)
+    other = {**TRAINING, "config": {"epochs": 4, "seed": 0}}
+    with pytest.raises(ConfigError, match="another training"):
+        checkpoint_for(tmp_path, other, resume=True, writer=False)
+    follower = checkpoint_for(tmp_path, TRAINING, resume=True, writer=False)
+    assert not follower.writer and (tmp_path / FOLDER / "training.json").is_file()
+    # Where the chief's folder is not visible (another host), the worker follows the chief.
+    assert not checkpoint_for(tmp_path / "elsewhere", other, resume=True, writer=False).writer
+
+
 def test_resume_without_a_checkpoint_and_a_damaged_one_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="no training checkpoint .* to resume"):
         checkpoint_for(tmp_path, TRAINING, resume=True)
@@ -79,3 +90,23 @@ def test_a_killed_training_goes_on_from_its_last_epoch_and_writes_what_a_clean_r
     clean_report = json.loads((clean / "train.json").read_text())
     assert clean_report["resumed_from_epoch"] == 0
     assert report["accuracy"]["val_inference_mode"] >= clean_report["accuracy"]["val_inference_mode"] - 0.01
+
+
+@pytest.mark.slow
+def test_a_run_whose_export_fails_keeps_the_training_checkpoint_and_goes_on_from_it(tmp_path, monkeypatch):
+    from edgecnn.run import RunConfig, run
+
+    config = RunConfig(data="digits", arch="xception-pico", img_size=16, epochs=2, out=tmp_path / "run", bench=False)
+
+    def broken(*args, **kwargs):
+        raise ConfigError("the export broke")
+
+    monkeypatch.setattr("edgecnn.export.export_model", broken)
+    with pytest.raises(ConfigError, match="export broke"):
+        run(config)
+    assert (tmp_path / "run" / FOLDER / "training.json").is_file()
+    monkeypatch.undo()
+    run(config)
+    report = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert report["resumed_from_epoch"] == 2 and len(report["history"]["loss"]) == 2
+    assert not (tmp_path / "run" / FOLDER).exists()

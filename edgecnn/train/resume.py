@@ -71,10 +71,14 @@ def checkpoint_for(out_dir: Path, training: dict, resume: bool | None, writer: b
     `writer` (the chief of a cluster) decides and changes files; the other workers follow it.
     """
     folder = Path(out_dir) / FOLDER
-    if not writer:
-        return Checkpoint(folder, _history(folder), writer=False)
     training = json.loads(json.dumps(training))  # as it reads back: tuples as lists
     found = _read(folder / _TRAINING)
+    if not writer:
+        # A worker that sees the chief's folder refuses what the chief refuses, instead of
+        # waiting forever in training for a chief that has stopped.
+        if resume and found is not None and found != training:
+            raise ConfigError(f"the checkpoint in {folder} is of another training; run with the same options on every worker")
+        return Checkpoint(folder, _history(folder), writer=False)
     if resume and found is None:
         raise ConfigError(f"there is no training checkpoint in {folder} to resume; run without --resume to start")
     if found is not None and found != training:
@@ -95,6 +99,11 @@ def checkpoint_for(out_dir: Path, training: dict, resume: bool | None, writer: b
         write_json(folder / _TRAINING, training)
         return Checkpoint(folder)
     return Checkpoint(folder, _history(folder))
+
+
+def remove_checkpoint(out_dir: Path) -> None:
+    """Remove the checkpoint of a training whose files have landed in `out_dir`."""
+    shutil.rmtree(Path(out_dir) / FOLDER, ignore_errors=True)
 
 
 def _history(folder: Path) -> dict:

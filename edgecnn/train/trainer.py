@@ -64,6 +64,7 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     distribute: str | None = None,
     cache_dir: str | Path | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train `config.arch` on `dataset` (an :class:`edgecnn.data.Dataset`).
 
@@ -79,7 +80,8 @@ def fit(
     gives the folder the stage lands in). `distribute` ("mirrored", "multiworker") trains under
     that tf.distribute strategy (see :mod:`.distribute`); only the chief writes files.
     A folder data set streams from its files; `cache_dir` keeps its decoded pixels there after
-    the first epoch (see :mod:`.stream`).
+    the first epoch (see :mod:`.stream`). `keep_checkpoint` leaves the checkpoint to a caller
+    whose run goes on after training (it removes it with :func:`.resume.remove_checkpoint`).
     """
     from ..nets import create_model
     from ..tf import deterministic, keras, tensorflow
@@ -212,7 +214,8 @@ def fit(
     )
     if out_dir and chief:
         _save(model, result, config, dataset, val_lagged, Path(out_dir))
-        checkpoint.remove()
+        if not keep_checkpoint:
+            checkpoint.remove()
     return result
 
 
