@@ -3,6 +3,7 @@ export, validate, bench, predict and check, as a user coming from a tutorial wou
 
 import json
 
+import numpy as np
 import pytest
 import user_models
 from click.testing import CliRunner
@@ -130,6 +131,16 @@ def test_train_init_goes_on_training_an_imported_model_with_a_new_head(textbook,
     meta = json.loads((out / "model.keras.json").read_text())
     assert meta["labels"] == ["even", "odd"] and meta["source"]["format"] == "keras3" and meta["input_shape"] == [32, 32, 3]
     assert meta["normalization"]["scale"] == pytest.approx(1 / 255)  # the model's own Rescaling, now outside it
+
+
+def test_a_new_head_is_the_same_for_the_same_seed_so_a_killed_run_resumes(textbook):
+    from edgecnn.importer.fine_tune import initial_model, with_head
+
+    def head(seed):
+        return with_head(initial_model(textbook), ("even", "odd"), True, seed=seed).get_layer("new_logits").get_weights()[0]
+
+    first = head(0)
+    assert np.array_equal(first, head(0)) and not np.array_equal(first, head(1))
 
 
 @pytest.fixture(scope="module")

@@ -166,7 +166,7 @@ def train(
             initial = initial_model(init_model, img_size=img_size, trust_model=trust_model)
             height, width_px, channels = initial.input_shape
             dataset = load_dataset(data, image_size=(height, width_px), channels=channels, seed=seed)
-            model = with_head(initial, dataset.labels, new_head)
+            model = with_head(initial, dataset.labels, new_head, seed=seed)
             result = fit(
                 dataset, config, out, model=model, initial=initial, resume=resume, distribute=distribute, cache_dir=cache_dir
             )

@@ -52,8 +52,11 @@ def initial_model(path: str | Path, img_size: Optional[int] = None, trust_model:
     return Initial(rebuild(source, shape), shape, normalization, None, source.provenance, None, source.output)
 
 
-def with_head(initial: Initial, labels: tuple[str, ...], new_head: bool):
-    """The model with a classifier for `labels`: its own when the classes match, a new one with `new_head`."""
+def with_head(initial: Initial, labels: tuple[str, ...], new_head: bool, seed: int = 0):
+    """The model with a classifier for `labels`: its own when the classes match, a new one with `new_head`.
+
+    The new head's weights come from `seed`: the same command builds the same model, so a killed
+    run's checkpoint is of the same training and goes on."""
     from ..tf import keras
 
     model = initial.model
@@ -61,7 +64,8 @@ def with_head(initial: Initial, labels: tuple[str, ...], new_head: bool):
     if new_head:
         k = keras()
         features = model.layers[-1].input
-        logits = k.layers.Dense(len(labels), name="new_logits")(features)
+        init = k.initializers.GlorotUniform(seed=seed)
+        logits = k.layers.Dense(len(labels), name="new_logits", kernel_initializer=init)(features)
         return k.Model(model.input, logits, name=model.name)
     if initial.output != "logits":
         raise ConfigError("the model has a one-unit (binary) head; edgecnn trains softmax classifiers: pass --new-head")
