@@ -52,7 +52,7 @@ def prune(model, meta, options):
     started = time.perf_counter()
     data = training_data(meta, options, "--prune")
     sp = tfmot().sparsity.keras
-    steps_per_epoch = int(np.ceil(len(data.x) / BATCH_SIZE))
+    steps_per_epoch = int(np.ceil(len(data.train) / BATCH_SIZE))
     schedule = sp.PolynomialDecay(
         initial_sparsity=0.0,
         final_sparsity=options.prune,

@@ -146,15 +146,11 @@ def _best_agreement(qmodel, teacher, data, output: str):
     agrees most with the float model, counting the start as epoch 0: a fine-tune that does not
     help on held-out images is undone. On the default digits model, without it, 2 epochs lost
     1 of 359 test images against PTQ in some runs."""
-    import numpy as np
-
-    from ..runtime.preprocess import top_class
     from ..tf import keras
+    from .tuning import validation_top
 
     def top(m):
-        return np.concatenate(
-            [top_class(np.asarray(m(data.x_val[i : i + 256], training=False)), output) for i in range(0, len(data.x_val), 256)]
-        )
+        return validation_top(m, data, output)[0]
 
     class BestAgreement(keras().callbacks.Callback):
         def __init__(self):
@@ -162,14 +158,14 @@ def _best_agreement(qmodel, teacher, data, output: str):
             self.best, self.best_epoch, self._weights, self._target = None, 0, None, None
 
         def _measure(self, epoch):
-            if len(data.x_val) == 0:
+            if len(data.val) == 0:
                 return
             agreement = float((top(qmodel) == self._target).mean())
             if self.best is None or agreement > self.best:
                 self.best, self.best_epoch, self._weights = agreement, epoch, qmodel.get_weights()
 
         def on_train_begin(self, logs=None):
-            self._target = top(teacher) if len(data.x_val) else None
+            self._target = top(teacher) if len(data.val) else None
             self._measure(0)
 
         def on_epoch_end(self, epoch, logs=None):

@@ -14,11 +14,17 @@ BATCH_SIZE = 64
 
 @dataclass(frozen=True)
 class TrainingData:
-    x: np.ndarray
-    y: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
+    """The model's training and validation splits (in memory, or files streamed as training does)."""
+
+    train: object  # edgecnn.data Split or FileSplit
+    val: object
+    normalization: object  # edgecnn.artifact.Normalization
     name: str
+
+    def batches(self, tf, part: str, **kw):
+        from ..train.stream import batches
+
+        return batches(tf, getattr(self, part), self.normalization, BATCH_SIZE, **kw)
 
 
 def training_data(meta, options, what: str) -> TrainingData:
@@ -30,9 +36,7 @@ def training_data(meta, options, what: str) -> TrainingData:
     dataset = dataset_for(meta, options.data, options.split)
     if len(dataset.train) == 0:
         raise ConfigError(f"{what} needs training images; {dataset.name!r} has none")
-    norm = meta.normalization
-    train, val = dataset.train.load(), dataset.val.load()
-    return TrainingData(norm.apply(train.images), train.labels, norm.apply(val.images), val.labels, dataset.name)
+    return TrainingData(dataset.train, dataset.val, meta.normalization, dataset.name)
 
 
 def _loss(k, output: str):
@@ -56,10 +60,10 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     k.utils.set_random_seed(0)
     loss = k.losses.MeanSquaredError() if teacher is not None else _loss(k, output)
     model.compile(optimizer=k.optimizers.Adam(learning_rate), loss=loss)
-    shape = tuple(data.x.shape[1:])
-    y = data.y.astype(np.float32)[:, None] if output == "binary_logit" else data.y
-    batches = tf.data.Dataset.from_tensor_slices((data.x, y)).shuffle(len(data.x), seed=0).batch(BATCH_SIZE)
-    batches = batches.map(augmenter(tf, shape, "light", 0))  # translations only: never a flip the data may forbid
+    # Translations only: never a flip the data may forbid.
+    batches = data.batches(tf, "train", seed=0, augment=augmenter(tf, data.train.image_shape, "light", 0))
+    if output == "binary_logit":
+        batches = batches.map(lambda x, y: (x, tf.cast(y, tf.float32)[:, None]))
     if teacher is not None:
         batches = batches.map(lambda x, _: (x, teacher(x, training=False)))
     with deterministic():
@@ -67,10 +71,20 @@ def fine_tune(model, data: TrainingData, output: str, epochs: int, learning_rate
     return validation_accuracy(model, data, output)
 
 
-def validation_accuracy(model, data: TrainingData, output: str) -> float | None:
+def validation_top(model, data: TrainingData, output: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the model's top class, the label) of every validation image."""
     from ..runtime.preprocess import top_class
+    from ..tf import tensorflow
 
-    if len(data.x_val) == 0:
+    tops, labels = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for x, y in data.batches(tensorflow(), "val"):
+        tops.append(top_class(np.asarray(model(x, training=False)), output))
+        labels.append(np.asarray(y))
+    return np.concatenate(tops), np.concatenate(labels)
+
+
+def validation_accuracy(model, data: TrainingData, output: str) -> float | None:
+    if len(data.val) == 0:
         return None
-    scores = np.concatenate([np.asarray(model(data.x_val[i : i + 256], training=False)) for i in range(0, len(data.x_val), 256)])
-    return float((top_class(scores, output) == data.y_val).mean())
+    top, labels = validation_top(model, data, output)
+    return float((top == labels).mean()) if len(labels) else None
