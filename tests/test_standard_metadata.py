@@ -106,6 +106,19 @@ def test_predict_runs_a_classifier_that_has_only_standard_metadata(converted_net
     assert {t["label"] for t in top} == set(labels) and "Warning" not in result.stderr
 
 
+@pytest.mark.parametrize("mean, std", [((127.5,) * 3, (0.0,) * 3), ((float("nan"),) * 3, (1.0,) * 3), ((0.0,) * 3, (-2.0,) * 3)])
+def test_a_normalisation_that_is_no_normalisation_is_a_one_line_error(converted_nets, tmp_path, mean, std):
+    path = _foreign(converted_nets["float"], tmp_path, "odd.tflite", mean, std, ("cat", "dog", "fox", "owl"))
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    result = CliRunner().invoke(main, ["predict", str(path), str(image)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "not finite and positive" in line and "--mean/--std" in line
+    # The user's word replaces the file's.
+    assert CliRunner().invoke(main, ["predict", str(path), str(image), "--norm", "0,1"]).exit_code == 0
+
+
 def test_a_damaged_standard_buffer_in_a_foreign_file_is_said_and_ignored(converted_nets, tmp_path):
     path = tmp_path / "odd.tflite"
     path.write_bytes(embed_metadata(converted_nets["int8"], sm.METADATA_NAME, b"\x08\x00\x00\x00M001\x99\x99"))

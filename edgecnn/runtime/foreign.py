@@ -83,7 +83,12 @@ def foreign_metadata(
     normalization = facts.normalization
     if normalization is None and standard is not None and inp.dtype not in QUANTIZED_DTYPES:
         # Only float inputs: MediaPipe and the Task Library feed 8-bit inputs raw pixels, whatever it says.
-        normalization = standard.normalization
+        try:
+            normalization = standard.normalization
+        except ValueError as exc:
+            raise ModelFileError(
+                f"{path}'s metadata is wrong: {exc}; pass --norm or --mean/--std to say how it takes pixels"
+            ) from None
     if normalization is None:
         if inp.dtype in QUANTIZED_DTYPES and inp.quantization is not None:
             q = inp.quantization

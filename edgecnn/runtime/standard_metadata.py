@@ -13,6 +13,7 @@ wheels does not import, and both their writers re-pack the whole model.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class StandardMetadata:
     def normalization(self) -> Optional[Normalization]:
         if not self.mean or not self.std or len(self.mean) != len(self.std):
             return None
+        if not all(math.isfinite(v) for v in self.mean) or not all(math.isfinite(v) and v > 0 for v in self.std):
+            # (pixel - mean) / std with a NaN or a std <= 0 is no normalisation: every answer would be wrong.
+            raise ValueError(f"NormalizationOptions mean {list(self.mean)} and std {list(self.std)} are not finite and positive")
         mean, std = (v[0] if len(set(v)) == 1 else v for v in (self.mean, self.std))
         return Normalization.from_mean_std(mean, std)
 
