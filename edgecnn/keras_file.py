@@ -108,4 +108,19 @@ def metadata_for(path: str | os.PathLike) -> ArtifactMetadata:
 def load_with_metadata(path: str | os.PathLike, trust_model: bool = False) -> tuple[Any, ArtifactMetadata]:
     """A model written by `edgecnn train` (or fold) and its metadata; `trust_model` as for load_keras_model."""
     meta = metadata_for(path)
-    return load_keras_model(path, trust_model=trust_model), meta
+    model = load_keras_model(path, trust_model=trust_model)
+    check_outputs(model, meta, path)
+    return model, meta
+
+
+def check_outputs(model, meta: ArtifactMetadata, path) -> None:
+    """ModelFileError unless the model has one output per label its metadata names (one for a binary head).
+
+    Otherwise every file exported from it would name the wrong class, or be refused only on the device."""
+    units = int(model.output_shape[-1])
+    expected = 1 if meta.output.startswith("binary") else len(meta.labels)
+    if units != expected:
+        raise ModelFileError(
+            f"{path} has {units} output(s) but its metadata names {len(meta.labels)} labels ({meta.output}); "
+            "give its metadata one label per class (model.keras.json), or retrain it on the data"
+        )

@@ -13,7 +13,7 @@ from ..artifact import ArtifactMetadata, read_sidecar
 from ..data.split_file import SPLIT_FILE, split_beside
 from ..errors import ConfigError
 from ..fileio import sha256_file, staged_folder, unstaged, write_bytes, write_json
-from ..keras_file import load_keras_model, save_with_metadata
+from ..keras_file import check_outputs, load_keras_model, save_with_metadata
 from .io_layers import for_apps
 from .options import ExportOptions
 from .targets import target_exporter
@@ -86,6 +86,7 @@ def export_model(
     own = read_sidecar(model_path) if model_path.is_file() else None
     if own is not None:
         model, meta = load_keras_model(model_path, trust_model=options.trust_model), own
+        check_outputs(model, meta, model_path)
         calibration = calibration_for(meta, options)
     started = time.perf_counter()
 
