@@ -60,6 +60,7 @@ def _checked(images: np.ndarray, source: str, input_shape, labels: Optional[np.n
         )
     if len(images) == 0:
         raise DataError(f"the calibration set from {source} is empty; give at least {MIN_RECOMMENDED} images")
+    _check_varied(images, source)
     if len(images) < MIN_RECOMMENDED:
         warnings.warn(
             f"only {len(images)} calibration samples from {source}; int8 ranges may be noisy (use {MIN_RECOMMENDED}+)",
@@ -67,6 +68,28 @@ def _checked(images: np.ndarray, source: str, input_shape, labels: Optional[np.n
             stacklevel=3,
         )
     return CalibrationSet(np.ascontiguousarray(images, dtype=np.uint8), source, labels)
+
+
+def _check_varied(images: np.ndarray, source: str) -> None:
+    """Refuse images that cannot represent any real input: one image over and over, or only flat colours.
+
+    Ranges calibrated on black frames hold nothing but black: measured, the int8 model of a
+    digits net lost 89.7 points (ONNX 63.0) and the converter said nothing."""
+    flat = np.ptp(images.reshape(len(images), -1, images.shape[-1]), axis=1).max(axis=1) == 0
+    same = len(images) > 1 and not np.any(images != images[:1])
+    if same or flat.all():
+        what = "the same image" if same else "each a single flat colour"
+        raise DataError(
+            f"the {len(images)} calibration images from {source} are {what}: int8 ranges set on them cannot hold "
+            "real inputs; calibrate on images like those the model will see (--calib FOLDER, or the training data)"
+        )
+    if flat.mean() > 0.5:
+        warnings.warn(
+            f"{int(flat.sum())} of the {len(images)} calibration images from {source} are a single flat colour; "
+            "int8 ranges may not hold real inputs",
+            CalibrationWarning,
+            stacklevel=4,
+        )
 
 
 def from_dataset(dataset, size: int = 300, seed: int = 0) -> CalibrationSet:
