@@ -17,6 +17,7 @@ from typing import Optional, Union
 from . import __version__
 from .errors import ConfigError, ModelFileError, first_line
 from .fileio import json_bytes, write_files, write_json
+from .text import control_character, one_line
 
 SCHEMA_VERSION = 1
 #: Name of the metadata entry inside model files.
@@ -193,6 +194,12 @@ def _checked_fields(data) -> dict:
     labels = data["labels"]
     if not isinstance(labels, (list, tuple)) or not 1 <= len(labels) <= MAX_LABELS or not all(isinstance(x, str) for x in labels):
         raise ValueError(f"labels must be a list of 1 to {MAX_LABELS} strings")
+    odd = next((x for x in labels if control_character(x)), None)
+    if odd is not None:
+        # labels.txt holds one label per line: a newline in one would shift every class after it.
+        raise ValueError(
+            f"label '{one_line(odd)}' holds a control character ({control_character(odd)}); labels are one line each"
+        )
     data["labels"] = tuple(labels)
     shape = data["input_shape"]
     limits = (MAX_SIDE, MAX_SIDE, MAX_CHANNELS)

@@ -187,7 +187,7 @@ def test_a_full_disk_is_a_one_line_error(folders, monkeypatch):
 
 
 def test_text_from_files_cannot_drive_the_terminal(tmp_path):
-    from edgecnn.cli.app import terminal_safe
+    from edgecnn.text import terminal_safe
 
     assert terminal_safe("cat\x1b]0;owned\x07 \x9b2J\tdog\n") == "cat\\x1b]0;owned\\x07 \\x9b2J\tdog\n"
     hostile = tmp_path / "notes\x1b[2J.tflite"  # a path that would clear the screen

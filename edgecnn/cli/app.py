@@ -12,15 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import EdgecnnError, first_line
-
-#: C0 controls but newline and tab, DEL and the C1 controls: what could move the cursor, set a
-#: window title or clear the screen if a label or a path carrying it reached the terminal.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with control characters shown as ``\\xNN``; labels and paths are the user's (or a file's)."""
-    return str(text).translate(_CONTROLS)
+from ..text import terminal_safe
 
 
 def echo(message: str = "", err: bool = False) -> None:

@@ -59,7 +59,9 @@ def folder_files(source, image_size=None, channels=None):
     root = Path(source)
     _check_folder(root, source)
 
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    from .registry import folder_classes
+
+    classes = list(folder_classes(root))
     if len(classes) < 2:
         found = f"found {len(classes)} ({classes[0]!r})" if classes else "found none"
         raise DataError(

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import DataError
+from ..text import control_character, one_line
 from .dataset import Dataset
 
 _BUILTIN = {
@@ -136,8 +137,16 @@ def class_names(source: str | os.PathLike) -> tuple[str, ...]:
 
 
 def folder_classes(folder: Path) -> tuple[str, ...]:
-    """A data folder's class subfolders, in label order."""
-    return tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")))
+    """A data folder's class subfolders, in label order; DataError for a name that cannot be a label."""
+    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")))
+    odd = next((c for c in classes if control_character(c)), None)
+    if odd is not None:
+        # A class is a line of labels.txt and of the model's labels file: a newline would shift every class after it.
+        raise DataError(
+            f"class folder '{one_line(odd)}' in {one_line(folder)} has a control character ({control_character(odd)}) "
+            "in its name; rename it (a class name is one line of labels.txt)"
+        )
+    return classes
 
 
 def _check_class_folders(folder: Path, labels, named_by_model: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fileio import write_bytes, write_json
+from ..text import markdown_text
 
 COLUMNS = (
     ("artifact", lambda a: a["name"]),
@@ -48,7 +49,7 @@ def text_table(artifacts: list[dict]) -> str:
 def markdown(report: dict) -> str:
     header = [name for name, _ in COLUMNS]
     lines = [
-        f"# edgecnn run: {report['arch']} on {report['dataset']}",
+        f"# edgecnn run: {markdown_text(report['arch'])} on {markdown_text(report['dataset'])}",
         "",
         f"Input {'x'.join(map(str, report['input_shape']))}, {report['num_classes']} classes, "
         f"test split of {report['artifacts'][0]['samples'] if report['artifacts'] else 0} images. "
@@ -58,7 +59,7 @@ def markdown(report: dict) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
-    lines += ["| " + " | ".join(r) + " |" for r in rows(report["artifacts"])]
+    lines += ["| " + " | ".join(map(markdown_text, r)) + " |" for r in rows(report["artifacts"])]
     train = report.get("train")
     if train:
         lines += [
