@@ -13,7 +13,7 @@ import edgecnn
 PACKAGE = Path(edgecnn.__file__).parent
 RUNNER = Path(__file__).with_name("runner.py")
 #: The modules the runtime imports; nothing else of edgecnn reaches the device.
-RUNTIME_MODULES = ("__init__.py", "errors.py", "artifact.py", "fileio.py")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "artifact.py", "fileio.py", "text.py")
 RUNTIME_PACKAGES = ("runtime",)
 
 

@@ -1,7 +1,7 @@
 """Run an edgecnn model on a device and print one JSON object.
 
 This file is copied, beside a copy of edgecnn's runtime (``edgecnn/__init__.py``,
-``errors.py``, ``artifact.py``, ``fileio.py``, ``runtime/``), to an emulated ARM sysroot
+``errors.py``, ``artifact.py``, ``fileio.py``, ``text.py``, ``runtime/``), to an emulated ARM sysroot
 or a board, and run there with the device's Python. It needs numpy, flatbuffers and a
 TFLite interpreter (ai-edge-litert or tflite-runtime), never TensorFlow, and imports
 nothing of edgecnn but the runtime:
