@@ -86,3 +86,30 @@ def test_export_refuses_a_model_whose_outputs_are_not_its_labels(trained_run, tm
     with pytest.raises(ModelFileError, match="has 10 output.* names 9 labels"):
         export_model(tmp_path / "model.keras", tmp_path / "out", ExportOptions(int8=True, calib_size=120))
     assert not (tmp_path / "out").exists()
+
+
+def _one_image_per_class(root, classes, size=16):
+    from PIL import Image
+
+    for i, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(np.full((size, size), i * 20, np.uint8)).save(root / name / "only.png")
+    return root
+
+
+def test_validate_never_prints_a_figure_for_the_wrong_classes_or_no_test_images(trained_run, tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    model = trained_run / "model.keras"
+    labels = json.loads((trained_run / "model.keras.json").read_text())["labels"]
+    cases = {
+        "other classes": (_one_image_per_class(tmp_path / "pets", ["cat", "dog"]), "are not the model's labels"),
+        "no test images": (_one_image_per_class(tmp_path / "few", labels), "0 images"),
+    }
+    for what, (folder, fragment) in cases.items():
+        result = CliRunner().invoke(main, ["validate", str(model), "--data", str(folder)])
+        assert result.exit_code == 1, (what, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert fragment in line and "nan" not in line and "%" not in line, (what, line)
