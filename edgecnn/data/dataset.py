@@ -9,6 +9,12 @@ import numpy as np
 from ..artifact import Normalization
 
 
+def check_labels(owner: str, labels: np.ndarray, count: int) -> None:
+    """ValueError unless `labels` are int64, one per sample: what every split holds."""
+    if labels.dtype != np.int64 or labels.shape != (count,):
+        raise ValueError(f"{owner}.labels must be int64 ({count},), got {labels.dtype} {labels.shape}")
+
+
 # eq=False: comparing numpy arrays with == is ambiguous, so identity equality is kept.
 @dataclass(frozen=True, eq=False)
 class Split:
@@ -18,8 +24,7 @@ class Split:
     def __post_init__(self):
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
             raise ValueError(f"Split.images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
-        if self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),):
-            raise ValueError(f"Split.labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}")
+        check_labels("Split", self.labels, len(self.images))
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._image import read_image, summarize_reason
-from .dataset import Split
+from .dataset import Split, check_labels
 
 
 def workers() -> int:
@@ -75,8 +75,7 @@ class FileSplit:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
-        if self.labels.dtype != np.int64 or self.labels.shape != (len(self.files),):
-            raise ValueError(f"FileSplit.labels must be int64 ({len(self.files)},), got {self.labels.dtype} {self.labels.shape}")
+        check_labels("FileSplit", self.labels, len(self.files))
 
     def __len__(self) -> int:
         return len(self.files)
