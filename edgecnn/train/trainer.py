@@ -170,7 +170,7 @@ def fit(
     train_inference = accuracy(model, passes("train"), training=False)
     if cache:
         cache.close()
-    streamed = [s for name in ("train", "val") for s in getattr(getattr(dataset, name), "skipped", ())]
+    streamed = dataset.unreadable[len(dataset.skipped) :]  # met while training: only train and val were read
     if streamed:
         warnings.warn(
             f"skipped {len(streamed)} image file(s) that could not be decoded while training "
